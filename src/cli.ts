@@ -25,9 +25,11 @@ const predictOptions = (c: ReturnType<typeof cli.command>) =>
     .option("--workers <n>", "CPU worker subprocesses (CPU device)")
     .option("--precision <p>", "fp16 | fp32 | fp8 (CUDA); the CPU backend is fp32", { default: "fp16" })
     .option("--token-budget <n>", "Tokens per packed batch (default: chosen from free memory)")
-    .option("--window-reads <n>", "Input records per work window", { default: 20000 })
-    .option("--shard <i/N>", "Process only shard i of N (0-based), for cluster scatter")
-    .option("--resume", "Skip windows already finished in DIR, redo the rest")
+    .option("--window-reads <n>", "Input records per part (the unit of resume and of work dealt to GPUs)", { default: 20000 })
+    .option("--shard <i/N>", "Process only shard i of N (0-based; gather with virnuc merge)")
+    .option("--resume", "Skip parts already finished in DIR, redo the rest")
+    .option("--force", "Start over in a DIR that holds an earlier run")
+    .option("--threads <n>", "CPU backend threads (default: all cores)")
     .option("--save-embeddings", "Write embeddings.arrow")
     .option("--embeddings-dtype <t>", "float32 | float16 for embeddings.arrow", { default: "float32" })
     .option("--no-progress", "No progress output")
@@ -84,6 +86,11 @@ cli.help();
 cli.version(pkg.version);
 
 async function main() {
+  // A worker subprocess started by a multi-GPU / multi-worker run (src/run/workers.ts).
+  if (process.argv[2] === "__worker") {
+    await (await import("./run/worker.ts")).workerMain();
+    return;
+  }
   try {
     cli.parse(process.argv, { run: false });
     if (!cli.matchedCommand) {

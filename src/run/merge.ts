@@ -1,0 +1,70 @@
+/**
+ * `virnuc merge DIR... -o OUT`: assembles the outputs of `--shard i/N` runs made on different
+ * machines. Every part of the input must be present exactly once across the shards.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UserError } from "../util/errors.ts";
+import { PartStore, STATE_DIR, type RunState } from "./store.ts";
+import { assembleOutputs, type CompletionInfo } from "./assemble.ts";
+
+export async function mergeCommand(dirs: string[], opts: { output?: string }): Promise<void> {
+  if (!opts.output) throw new UserError("merge: -o DIR is required");
+  if (!dirs?.length) throw new UserError("merge: give the shard directories to merge");
+  const t0 = performance.now();
+  const stores: { store: PartStore; state: RunState; done: CompletionInfo }[] = [];
+  for (const d of dirs) {
+    const store = new PartStore(resolve(d));
+    const state = store.readState();
+    if (!state) throw new UserError(`${d} is not a virnuc run directory (no ${STATE_DIR}/state.json)`);
+    const donePath = join(store.stateDir, "complete.json");
+    if (!existsSync(donePath)) throw new UserError(`${d}: the run has not finished (no ${STATE_DIR}/complete.json): finish it with --resume first`);
+    stores.push({ store, state, done: JSON.parse(readFileSync(donePath, "utf8")) as CompletionInfo });
+  }
+  const ref = stores[0];
+  for (const s of stores.slice(1)) {
+    const a = { ...ref.state, shard: undefined };
+    const b = { ...s.state, shard: undefined };
+    if (JSON.stringify(a) !== JSON.stringify(b))
+      throw new UserError(`${s.store.dir} was made with other inputs, models or options than ${ref.store.dir}: cannot merge`);
+    if (s.done.totalParts !== ref.done.totalParts)
+      throw new UserError(`${s.store.dir} saw ${s.done.totalParts} parts but ${ref.store.dir} saw ${ref.done.totalParts}: the inputs differ`);
+  }
+  const total = ref.done.totalParts;
+  const owner = new Map<number, number>();
+  for (let i = 0; i < stores.length; i++) {
+    for (const k of stores[i].store.listEntries()) {
+      if (!stores[i].store.validPart(k)) throw new UserError(`${stores[i].store.dir}: part ${k} is corrupt: rerun that shard with --resume`);
+      if (k >= total) throw new UserError(`${stores[i].store.dir}: part ${k} is beyond the input's ${total} parts`);
+      const prev = owner.get(k);
+      if (prev !== undefined)
+        throw new UserError(`part ${k} is in both ${stores[prev].store.dir} and ${stores[i].store.dir}: shards overlap`);
+      owner.set(k, i);
+    }
+  }
+  const missing = [...Array(total).keys()].filter((k) => !owner.has(k));
+  if (missing.length)
+    throw new UserError(
+      `${missing.length} of ${total} parts are missing (first: ${missing.slice(0, 5).join(", ")}): a shard is absent or unfinished`,
+    );
+  const out = resolve(opts.output);
+  mkdirSync(out, { recursive: true });
+  const sources = stores.map((s, i) => ({
+    store: s.store,
+    parts: [...owner.entries()].filter(([, o]) => o === i).map(([k]) => k),
+  }));
+  await assembleOutputs(out, sources, {
+    classify: ref.state.command === "predict",
+    keepEmbeddings: ref.state.saveEmbeddings,
+    totalParts: total,
+    runInfo: () => ({
+      command: "merge",
+      shards: stores.map((s) => ({ dir: s.store.dir, shard: s.state.shard, run: s.done })),
+      inputs: ref.state.inputs,
+      models: ref.state.models,
+      chunkSize: ref.state.chunkSize,
+      precision: ref.state.precision,
+      wallSeconds: (performance.now() - t0) / 1000,
+    }),
+  });
+}

@@ -1,0 +1,181 @@
+/**
+ * Resolves, loads and uploads the three models of a run, and fingerprints their files
+ * (run.json records them; --resume refuses when they changed).
+ */
+import { statSync, readFileSync, mkdirSync, openSync, readSync, closeSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { homedir } from "node:os";
+import { resolveModel } from "../models/hub/resolve.ts";
+import { loadEsm } from "../models/esm.ts";
+import { loadDnabert } from "../models/dnabert.ts";
+import { loadClassifier } from "../models/classifier.ts";
+import { Engine, backendAvailable, cudaDeviceCount, type ClassifierHandle, type EncoderHandle } from "../engine/engine.ts";
+import { EsmTokenizer } from "../tokenize/esm.ts";
+import { BpeTokenizer } from "../tokenize/bpe.ts";
+import { UserError } from "../util/errors.ts";
+import { writeFileAtomic } from "../output/atomic.ts";
+import type { Tokenizers } from "./part.ts";
+
+export interface ModelSpec {
+  esm?: string;
+  dnabert?: string;
+  classifier?: string;
+  chunkSize: number;
+  needClassifier: boolean;
+}
+
+export interface FileFingerprint {
+  path: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface ResolvedModels {
+  esm: string;
+  dnabert: string;
+  classifier?: string;
+  tokenizer: string;
+  files: { esm: FileFingerprint[]; dnabert: FileFingerprint[]; classifier: FileFingerprint[] };
+}
+
+export interface DeviceChoice {
+  backend: "cpu" | "cuda";
+  device: number;
+}
+
+export function chooseDevice(spec: string): DeviceChoice {
+  const s = spec.trim().toLowerCase();
+  if (s === "cpu") return { backend: "cpu", device: 0 };
+  const m = /^cuda(?::(\d+))?$/.exec(s);
+  if (m) {
+    if (!backendAvailable("cuda") || cudaDeviceCount() === 0)
+      throw new UserError(
+        `--device ${spec}: no CUDA backend or device (libvirnuc was built ${backendAvailable("cuda") ? "with CUDA but sees no GPU" : "without CUDA: install the CUDA toolkit with cuBLAS and rerun bun install"})`,
+      );
+    return { backend: "cuda", device: m[1] ? Number(m[1]) : 0 };
+  }
+  if (s === "auto") {
+    if (backendAvailable("cuda") && cudaDeviceCount() > 0) return { backend: "cuda", device: 0 };
+    return { backend: "cpu", device: 0 };
+  }
+  throw new UserError(`--device ${spec}: expected auto, cpu, cuda or cuda:N`);
+}
+
+/** sha256 of a file, cached by (path, size, mtime) so that 11 GB checkpoints are hashed once. */
+export function fingerprintFile(path: string): FileFingerprint {
+  const abs = resolve(path);
+  const st = statSync(abs);
+  const cacheDir = process.env.VIRNUC_HOME ?? join(homedir(), ".cache", "virnuc");
+  const cachePath = join(cacheDir, "file-hashes.json");
+  let cache: Record<string, { bytes: number; mtimeMs: number; sha256: string }> = {};
+  try {
+    cache = JSON.parse(readFileSync(cachePath, "utf8"));
+  } catch {
+    cache = {};
+  }
+  const hit = cache[abs];
+  if (hit && hit.bytes === st.size && hit.mtimeMs === st.mtimeMs) return { path: abs, bytes: st.size, sha256: hit.sha256 };
+  const h = createHash("sha256");
+  const fd = openSync(abs, "r");
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const sha256 = h.digest("hex");
+  cache[abs] = { bytes: st.size, mtimeMs: st.mtimeMs, sha256 };
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    writeFileAtomic(cachePath, JSON.stringify(cache));
+  } catch {
+    // a read-only cache directory only costs a re-hash next time
+  }
+  return { path: abs, bytes: st.size, sha256 };
+}
+
+export interface LoadedModels {
+  engine: Engine;
+  device: DeviceChoice;
+  description: string;
+  esm: EncoderHandle;
+  dnabert: EncoderHandle;
+  classifier?: ClassifierHandle;
+  tokenizers: Tokenizers;
+  resolved: ResolvedModels;
+  esmConfig: { hidden: number; nLayers: number };
+  dnabertConfig: { hidden: number; nLayers: number };
+  close(): void;
+}
+
+export async function resolveModels(spec: ModelSpec): Promise<ResolvedModels> {
+  const esm = await resolveModel("esm", spec.esm, { chunkSize: spec.chunkSize });
+  const dnabert = await resolveModel("dnabert", spec.dnabert, { chunkSize: spec.chunkSize });
+  const classifier = spec.needClassifier
+    ? await resolveModel("classifier", spec.classifier, { chunkSize: spec.chunkSize })
+    : undefined;
+  return { esm, dnabert, classifier, tokenizer: "", files: { esm: [], dnabert: [], classifier: [] } };
+}
+
+export function loadModels(
+  resolved: ResolvedModels,
+  device: DeviceChoice,
+  precision: "fp32" | "fp16" | "fp8",
+  opts: { threads?: number } = {},
+): LoadedModels {
+  const prec = device.backend === "cpu" ? "fp32" : precision;
+  if (device.backend === "cpu" && precision !== "fp32" && precision !== "fp16")
+    throw new UserError(`--precision ${precision} needs the CUDA backend`);
+  const esmModel = loadEsm(resolved.esm);
+  const dnaModel = loadDnabert(resolved.dnabert);
+  const tokenizerPath = dnaModel.tokenizerPath ?? join(statSync(resolved.dnabert).isDirectory() ? resolved.dnabert : dirname(resolved.dnabert), "tokenizer.json");
+  let dnabertTok: BpeTokenizer;
+  try {
+    dnabertTok = BpeTokenizer.fromFile(tokenizerPath);
+  } catch (err) {
+    throw new UserError(`DNABERT-S tokenizer: cannot read ${tokenizerPath}: ${(err as Error).message}`);
+  }
+  const clsModel = resolved.classifier ? loadClassifier(resolved.classifier) : undefined;
+  if (clsModel && clsModel.config.inFeatures !== dnaModel.config.hidden + esmModel.config.hidden)
+    throw new UserError(
+      `classifier ${resolved.classifier} takes ${clsModel.config.inFeatures} features but DNABERT-S (${dnaModel.config.hidden}) + ESM-2 (${esmModel.config.hidden}) give ${dnaModel.config.hidden + esmModel.config.hidden}: the models do not belong together`,
+    );
+  resolved.tokenizer = tokenizerPath;
+  resolved.files = {
+    esm: esmModel.files.map(fingerprintFile),
+    dnabert: [...dnaModel.files, tokenizerPath].map(fingerprintFile),
+    classifier: clsModel ? clsModel.files.map(fingerprintFile) : [],
+  };
+  const engine = Engine.create(device.backend, { device: device.device, threads: opts.threads });
+  try {
+    const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, prec);
+    const dnabert = engine.loadEncoder(dnaModel.config, dnaModel.tensors, prec);
+    const classifier = clsModel ? engine.loadClassifier(clsModel.config, clsModel.tensors) : undefined;
+    return {
+      engine,
+      device,
+      description: engine.describe(),
+      esm,
+      dnabert,
+      classifier,
+      tokenizers: { esm: EsmTokenizer.default(), dnabert: dnabertTok },
+      resolved,
+      esmConfig: { hidden: esmModel.config.hidden, nLayers: esmModel.config.nLayers },
+      dnabertConfig: { hidden: dnaModel.config.hidden, nLayers: dnaModel.config.nLayers },
+      close() {
+        classifier?.close();
+        dnabert.close();
+        esm.close();
+        engine.close();
+      },
+    };
+  } catch (err) {
+    engine.close();
+    throw err;
+  }
+}
