@@ -1,0 +1,108 @@
+/**
+ * Parquet output through parquet-wasm (arrow-rs compiled to WebAssembly).
+ *
+ * Batches are re-cut into row groups of `rowGroupSize` rows and streamed one at a time through
+ * transformParquetStream: each row group is copied into WebAssembly memory as an Arrow IPC
+ * stream, encoded, and its bytes are appended to the temporary file before the next one is
+ * taken. Memory is bounded by about two row groups (the group being assembled in JavaScript and
+ * the one being encoded), whatever the number of rows. The file is renamed into place at the end.
+ *
+ * Output is deterministic: the same rows give the same bytes (no timestamps; row groups do not
+ * depend on how the input was batched).
+ */
+import { RecordBatch, Table, tableFromIPC, tableToIPC, type Schema } from "apache-arrow";
+import * as pq from "parquet-wasm";
+import { AtomicFile } from "./atomic.ts";
+import { type BatchSource, type FileDigest } from "./arrowfile.ts";
+import { rebatch } from "./rebatch.ts";
+import { emptyBatch } from "./schema.ts";
+
+export type ParquetCompression = "zstd" | "snappy" | "none";
+
+export interface ParquetOptions {
+  /** rows per row group (default 131072) */
+  rowGroupSize?: number;
+  compression?: ParquetCompression;
+}
+
+export const DEFAULT_ROW_GROUP = 131072;
+
+function writerProperties(o: ParquetOptions): pq.WriterProperties {
+  const codec =
+    o.compression === "snappy" ? pq.Compression.SNAPPY : o.compression === "none" ? pq.Compression.UNCOMPRESSED : pq.Compression.ZSTD;
+  return new pq.WriterPropertiesBuilder()
+    .setCompression(codec)
+    .setMaxRowGroupSize(o.rowGroupSize ?? DEFAULT_ROW_GROUP)
+    .build();
+}
+
+/** An apache-arrow batch as parquet-wasm batches (copied into WebAssembly memory). */
+function toWasm(batch: RecordBatch): pq.RecordBatch[] {
+  const table = pq.Table.fromIPCStream(tableToIPC(new Table([batch]), "stream"));
+  const out = table.recordBatches();
+  table.free();
+  return out;
+}
+
+/**
+ * Write `source` (any batching) as a Parquet file at `path`, atomically.
+ * Every batch must have `schema`'s columns and types; an empty source gives a zero-row file.
+ */
+export async function writeParquet(path: string, source: BatchSource, schema: Schema, options: ParquetOptions = {}): Promise<FileDigest> {
+  const rowGroupSize = options.rowGroupSize ?? DEFAULT_ROW_GROUP;
+  if (!Number.isInteger(rowGroupSize) || rowGroupSize <= 0) throw new Error(`rowGroupSize ${rowGroupSize}`);
+  const groups = rebatch(source, schema, rowGroupSize)[Symbol.asyncIterator]();
+  let rows = 0;
+  let any = false;
+  let queue: pq.RecordBatch[] = [];
+  // Pull-based: the next row group is assembled only when the encoder asks for it.
+  const input = new ReadableStream<pq.RecordBatch>(
+    {
+      async pull(controller) {
+        while (queue.length === 0) {
+          const next = await groups.next();
+          if (next.done) {
+            if (!any) {
+              any = true;
+              queue = toWasm(emptyBatch(schema));
+              break;
+            }
+            controller.close();
+            return;
+          }
+          any = true;
+          rows += next.value.numRows;
+          queue = toWasm(next.value);
+        }
+        controller.enqueue(queue.shift()!);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+
+  const file = new AtomicFile(path);
+  const hasher = new Bun.CryptoHasher("sha256");
+  let bytes = 0;
+  try {
+    const output = await pq.transformParquetStream(input, writerProperties(options));
+    const reader = output.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const chunk = value as Uint8Array;
+      file.write(chunk);
+      hasher.update(chunk);
+      bytes += chunk.byteLength;
+    }
+  } catch (err) {
+    file.abort();
+    throw err;
+  }
+  file.commit();
+  return { path, bytes, sha256: hasher.digest("hex"), rows };
+}
+
+/** Read a Parquet file back into an apache-arrow Table (tests, small files). */
+export function readParquet(bytes: Uint8Array): Table {
+  return tableFromIPC(pq.readParquet(bytes).intoIPCStream());
+}
