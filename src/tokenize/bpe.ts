@@ -250,6 +250,11 @@ export class BpeTokenizer {
     });
   }
 
+  /** Which merge queue runs ("buckets" where valid for the merge list, else "heap"). */
+  get mergeQueue(): "heap" | "buckets" {
+    return this.merger.queue;
+  }
+
   tokenToId(token: string): number | undefined {
     return this.added.find((t) => t.content === token)?.id ?? this.vocab.get(token);
   }
