@@ -1,5 +1,57 @@
-// Placeholder until the native library lands: builds libvirnuc with CMake (see cuda/).
-import { existsSync } from "node:fs";
-if (!existsSync("cuda/CMakeLists.txt")) {
-  console.log("libvirnuc: no cuda/CMakeLists.txt yet, nothing to build");
+// Builds libvirnuc (cuda/) with CMake into build/native and installs it as build/libvirnuc.so.
+// Run by `bun install` (postinstall) and `bun run build:native`. Environment: VIRNUC_CUDA=OFF
+// (CPU backend only), VIRNUC_CUDA_ARCH (default 90), CXX / CMAKE_GENERATOR as usual.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dir, "..");
+const source = join(root, "cuda");
+const buildDir = join(root, "build", "native");
+const target = join(root, "build", "libvirnuc.so");
+
+function die(message: string): never {
+  console.error(`libvirnuc: ${message}`);
+  process.exit(1);
 }
+
+function run(cmd: string[], quiet: boolean): void {
+  const proc = Bun.spawnSync(cmd, { cwd: root, stdout: quiet ? "pipe" : "inherit", stderr: "pipe", env: process.env });
+  if (proc.exitCode !== 0) {
+    const out = `${proc.stdout?.toString() ?? ""}${proc.stderr.toString()}`.trim();
+    if (out) console.error(out);
+    die(`${cmd[0]} ${cmd[1]} failed (exit ${proc.exitCode}); see the messages above`);
+  }
+}
+
+function main(): void {
+  if (!existsSync(join(source, "CMakeLists.txt"))) die("cuda/CMakeLists.txt is missing");
+  const cmake = Bun.which("cmake");
+  if (!cmake) die("cmake not found: install cmake (>= 3.20) and a C++17 compiler, then run bun run build:native");
+  const cxx = process.env.CXX ? Bun.which(process.env.CXX) : (Bun.which("c++") ?? Bun.which("g++") ?? Bun.which("clang++"));
+  if (!cxx) die("no C++ compiler found (c++, g++ or clang++; or set CXX): install one, then run bun run build:native");
+
+  mkdirSync(buildDir, { recursive: true });
+  const cache = join(buildDir, "CMakeCache.txt");
+  const args = [cmake, "-S", source, "-B", buildDir, "-DCMAKE_BUILD_TYPE=Release", `-DCMAKE_CXX_COMPILER=${cxx}`];
+  // A generator can only be chosen for a fresh build directory; Ninja when present.
+  if (!existsSync(cache) && !process.env.CMAKE_GENERATOR && Bun.which("ninja")) args.push("-G", "Ninja");
+  if (process.env.VIRNUC_CUDA) args.push(`-DVIRNUC_CUDA=${process.env.VIRNUC_CUDA}`);
+  else args.push("-UVIRNUC_CUDA");
+  if (process.env.VIRNUC_CUDA_ARCH) args.push(`-DVIRNUC_CUDA_ARCH=${process.env.VIRNUC_CUDA_ARCH}`);
+  else args.push("-UVIRNUC_CUDA_ARCH");
+  run(args, true);
+  run([cmake, "--build", buildDir, "--config", "Release", "--parallel"], true);
+
+  const built = join(buildDir, "libvirnuc.so");
+  if (!existsSync(built)) die(`the build finished but ${built} is missing`);
+  // Copy then rename: a process that has the old library loaded keeps its (unlinked) file.
+  const tmp = `${target}.tmp-${process.pid}`;
+  copyFileSync(built, tmp);
+  renameSync(tmp, target);
+  const backends = existsSync(join(buildDir, "backends.txt"))
+    ? readFileSync(join(buildDir, "backends.txt"), "utf8").trim()
+    : "unknown backends";
+  console.log(`libvirnuc: built build/libvirnuc.so, backends: ${backends}`);
+}
+
+main();

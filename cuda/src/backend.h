@@ -19,7 +19,9 @@ vn_status fail(vn_status status, const std::string& message);
 struct WeightSet {
   struct Entry {
     std::vector<int64_t> shape;
-    std::vector<float> data;  // row-major FP32
+    // Row-major FP32. Mutable: the set is discarded right after Engine::load, so a backend may
+    // move or clear an entry's data once it has converted it (halves peak host memory at load).
+    mutable std::vector<float> data;
   };
   std::map<std::string, Entry> tensors;
 

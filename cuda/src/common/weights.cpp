@@ -1,0 +1,207 @@
+// Load-time checks and FP32 conversion of a model's tensors (names and shapes from virnuc.h).
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "common/errors.h"
+
+namespace vn {
+
+namespace {
+
+struct Expected {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t man = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (man == 0) {
+      bits = sign;
+    } else {  // subnormal: value = man * 2^-24, exact in fp32
+      const float v = static_cast<float>(man) * 5.9604644775390625e-8f;
+      std::memcpy(&bits, &v, 4);
+      bits |= sign;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (man << 13);
+  } else {
+    bits = sign | ((exp + 112u) << 23) | (man << 13);
+  }
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+float bf16_to_float(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float out;
+  std::memcpy(&out, &bits, 4);
+  return out;
+}
+
+std::vector<Expected> expected_tensors(const vn_model_config& c) {
+  const int64_t H = c.hidden, I = c.intermediate, V = c.vocab;
+  std::vector<Expected> e;
+  auto add = [&](std::string name, std::vector<int64_t> shape) { e.push_back({std::move(name), std::move(shape)}); };
+  if (c.arch == VN_ARCH_ESM2) {
+    const int64_t hd = H / c.n_heads;
+    add("embeddings.word_embeddings.weight", {V, H});
+    for (int l = 0; l < c.n_layers; ++l) {
+      const std::string p = "encoder.layer." + std::to_string(l) + ".";
+      add(p + "attention.LayerNorm.weight", {H});
+      add(p + "attention.LayerNorm.bias", {H});
+      for (const char* qkv : {"query", "key", "value"}) {
+        add(p + "attention.self." + qkv + ".weight", {H, H});
+        add(p + "attention.self." + qkv + ".bias", {H});
+      }
+      add(p + "attention.self.rotary_embeddings.inv_freq", {hd / 2});
+      add(p + "attention.output.dense.weight", {H, H});
+      add(p + "attention.output.dense.bias", {H});
+      add(p + "LayerNorm.weight", {H});
+      add(p + "LayerNorm.bias", {H});
+      add(p + "intermediate.dense.weight", {I, H});
+      add(p + "intermediate.dense.bias", {I});
+      add(p + "output.dense.weight", {H, I});
+      add(p + "output.dense.bias", {H});
+    }
+    add("encoder.emb_layer_norm_after.weight", {H});
+    add("encoder.emb_layer_norm_after.bias", {H});
+  } else if (c.arch == VN_ARCH_DNABERT) {
+    add("embeddings.word_embeddings.weight", {V, H});
+    add("embeddings.token_type_embeddings.weight", {2, H});
+    add("embeddings.LayerNorm.weight", {H});
+    add("embeddings.LayerNorm.bias", {H});
+    for (int l = 0; l < c.n_layers; ++l) {
+      const std::string p = "encoder.layer." + std::to_string(l) + ".";
+      add(p + "attention.self.Wqkv.weight", {3 * H, H});
+      add(p + "attention.self.Wqkv.bias", {3 * H});
+      add(p + "attention.output.dense.weight", {H, H});
+      add(p + "attention.output.dense.bias", {H});
+      add(p + "attention.output.LayerNorm.weight", {H});
+      add(p + "attention.output.LayerNorm.bias", {H});
+      add(p + "mlp.gated_layers.weight", {2 * I, H});
+      add(p + "mlp.wo.weight", {H, I});
+      add(p + "mlp.wo.bias", {H});
+      add(p + "mlp.layernorm.weight", {H});
+      add(p + "mlp.layernorm.bias", {H});
+    }
+  } else if (c.arch == VN_ARCH_MLP) {
+    const int64_t F = H, U = I, C = c.n_classes;
+    add("hidden_layer.weight", {U, F});
+    add("hidden_layer.bias", {U});
+    for (const char* b : {"weight", "bias", "running_mean", "running_var"}) add(std::string("bn1.") + b, {U});
+    add("output_layer.weight", {C, U});
+    add("output_layer.bias", {C});
+  }
+  return e;
+}
+
+vn_status check_config(const vn_model_config& c) {
+  const char* arch = c.arch == VN_ARCH_ESM2 ? "ESM-2" : c.arch == VN_ARCH_DNABERT ? "DNABERT-S" : "MLP";
+  if (c.arch != VN_ARCH_ESM2 && c.arch != VN_ARCH_DNABERT && c.arch != VN_ARCH_MLP)
+    return fail(VN_ERR_INVALID, "model config: unknown arch " + std::to_string(c.arch));
+  if (c.hidden <= 0 || c.intermediate <= 0)
+    return fail(VN_ERR_INVALID, std::string(arch) + " config: hidden and intermediate must be positive");
+  if (!std::isfinite(c.ln_eps) || c.ln_eps < 0)
+    return fail(VN_ERR_INVALID, std::string(arch) + " config: eps must be a finite non-negative number");
+  if (c.arch == VN_ARCH_MLP) {
+    if (c.n_classes <= 0) return fail(VN_ERR_INVALID, "MLP config: n_classes must be positive");
+    return VN_OK;
+  }
+  if (c.n_layers <= 0 || c.n_heads <= 0 || c.vocab <= 0)
+    return fail(VN_ERR_INVALID, std::string(arch) + " config: n_layers, n_heads and vocab must be positive");
+  if (c.hidden % c.n_heads != 0)
+    return fail(VN_ERR_INVALID, std::string(arch) + " config: hidden " + std::to_string(c.hidden) +
+                                    " is not a multiple of n_heads " + std::to_string(c.n_heads));
+  if (c.arch == VN_ARCH_ESM2 && (c.hidden / c.n_heads) % 2 != 0)
+    return fail(VN_ERR_INVALID, "ESM-2 config: head dim must be even for rotary embeddings");
+  if (c.max_pool_positions < 0) return fail(VN_ERR_INVALID, "ESM-2 config: max_pool_positions must be >= 0");
+  return VN_OK;
+}
+
+}  // namespace
+
+const WeightSet::Entry* WeightSet::get(const std::string& name, std::initializer_list<int64_t> shape) const {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) {
+    fail(VN_ERR_INVALID, "missing tensor " + name + " (expected shape " + shape_str(shape.begin(), shape.end()) + ")");
+    return nullptr;
+  }
+  const std::vector<int64_t> want(shape);
+  if (it->second.shape != want) {
+    fail(VN_ERR_INVALID, "tensor " + name + " has shape " +
+                             shape_str(it->second.shape.begin(), it->second.shape.end()) + ", expected " +
+                             shape_str(want.begin(), want.end()));
+    return nullptr;
+  }
+  return &it->second;
+}
+
+vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out) {
+  if (vn_status s = check_config(cfg)) return s;
+  if (n < 0 || (n > 0 && !tensors)) return fail(VN_ERR_INVALID, "model load: no tensors given");
+  std::map<std::string, const vn_tensor*> by_name;
+  for (int32_t i = 0; i < n; ++i) {
+    const vn_tensor& t = tensors[i];
+    if (!t.name) return fail(VN_ERR_INVALID, "model load: tensor " + std::to_string(i) + " has no name");
+    if (!by_name.emplace(t.name, &t).second)
+      return fail(VN_ERR_INVALID, std::string("model load: tensor ") + t.name + " given twice");
+  }
+  out->tensors.clear();
+  // Only the tensors the arch uses are converted; extras (lm_head, pooler, ...) are ignored.
+  for (const Expected& e : expected_tensors(cfg)) {
+    auto it = by_name.find(e.name);
+    if (it == by_name.end())
+      return fail(VN_ERR_INVALID,
+                  "missing tensor " + e.name + " (expected shape " + shape_str(e.shape.begin(), e.shape.end()) + ")");
+    const vn_tensor& t = *it->second;
+    if (t.ndim < 1 || t.ndim > 4)
+      return fail(VN_ERR_INVALID, "tensor " + e.name + " has " + std::to_string(t.ndim) + " dimensions, expected " +
+                                      std::to_string(e.shape.size()));
+    std::vector<int64_t> shape(t.shape, t.shape + t.ndim);
+    if (shape != e.shape)
+      return fail(VN_ERR_INVALID, "tensor " + e.name + " has shape " + shape_str(shape.begin(), shape.end()) +
+                                      ", expected " + shape_str(e.shape.begin(), e.shape.end()));
+    int64_t count = 1;
+    for (int64_t d : shape) count *= d;
+    if (count > 0 && !t.data) return fail(VN_ERR_INVALID, "tensor " + e.name + " has no data");
+    WeightSet::Entry entry;
+    entry.shape = shape;
+    try {
+      entry.data.resize(static_cast<size_t>(count));
+    } catch (const std::bad_alloc&) {
+      return fail(VN_ERR_OOM, "out of host memory converting tensor " + e.name);
+    }
+    float* dst = entry.data.data();
+    switch (t.dtype) {
+      case VN_F32:
+        if (count > 0) std::memcpy(dst, t.data, static_cast<size_t>(count) * 4);
+        break;
+      case VN_F16: {
+        const uint16_t* src = static_cast<const uint16_t*>(t.data);
+        for (int64_t i = 0; i < count; ++i) dst[i] = half_to_float(src[i]);
+        break;
+      }
+      case VN_BF16: {
+        const uint16_t* src = static_cast<const uint16_t*>(t.data);
+        for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_float(src[i]);
+        break;
+      }
+      default:
+        return fail(VN_ERR_INVALID, "tensor " + e.name + " has unsupported dtype " + std::to_string(t.dtype) +
+                                        " (f32, f16 or bf16 expected)");
+    }
+    out->tensors.emplace(e.name, std::move(entry));
+  }
+  return VN_OK;
+}
+
+}  // namespace vn
