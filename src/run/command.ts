@@ -163,7 +163,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
           warnedLong = true;
           warn("some proteins are longer than 1022 residues: ESM-2 was trained on at most 1022 (they are run whole and pooled over their first 1024 residues, as VirNucPro does)");
         }
-        const entry = store.writePart({ ...partEntryOf(r), telemetry: t }, partFiles(r, { embeddingsDtype: embeddingsDtype as "float32" }));
+        const entry = store.writePart({ ...partEntryOf(r), telemetry: t }, partFiles(r, { embeddingsDtype: embeddingsDtype as "float32", classify }));
         onPart(entry, t);
       });
     } finally {
