@@ -66,6 +66,8 @@ cli
   .command("models <action> [...args]", "Model weights: list | resolve | inspect | verify | pull | random")
   .option("--arch <name>", "random: architecture (esm2_t6_8M_UR50D ... esm2_t36_3B_UR50D, dnabert-s, classifier, or tiny-*)")
   .option("--seed <n>", "random: seed", { default: 1 })
+  .option("--dtype <t>", "random: f32 | f16 (default f16 for ESM-2 3B/15B, else f32)")
+  .option("--tokenizer <file>", "random: tokenizer.json to copy into a dnabert model (default: a synthetic one)")
   .option("-o, --output <dir>", "random/pull: output directory")
   .option("--chunk-size <n>", "resolve/pull: which classifier (300 | 500)", { default: 500 })
   .option("--endpoint <url>", "pull: Hugging Face endpoint (default $HF_ENDPOINT or https://huggingface.co)")
