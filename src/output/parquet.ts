@@ -55,30 +55,40 @@ export async function writeParquet(path: string, source: BatchSource, schema: Sc
   let rows = 0;
   let any = false;
   let queue: pq.RecordBatch[] = [];
+  let sourceError: unknown = null;
   // Pull-based: the next row group is assembled only when the encoder asks for it.
   const input = new ReadableStream<pq.RecordBatch>(
     {
       async pull(controller) {
-        while (queue.length === 0) {
-          const next = await groups.next();
-          if (next.done) {
-            if (!any) {
-              any = true;
-              queue = toWasm(emptyBatch(schema));
-              break;
-            }
-            controller.close();
-            return;
-          }
-          any = true;
-          rows += next.value.numRows;
-          queue = toWasm(next.value);
+        try {
+          await fill();
+        } catch (err) {
+          // The encoder reports a failed input only as a cast error: keep the real one.
+          sourceError = err;
+          controller.error(err);
+          return;
         }
-        controller.enqueue(queue.shift()!);
+        if (queue.length === 0) controller.close();
+        else controller.enqueue(queue.shift()!);
       },
     },
     { highWaterMark: 0 },
   );
+  /** Queue the next row group's batches; leaves the queue empty at the end of the source. */
+  async function fill(): Promise<void> {
+    while (queue.length === 0) {
+      const next = await groups.next();
+      if (next.done) {
+        // A file without rows still needs one (empty) batch to carry the schema.
+        if (!any) queue = toWasm(emptyBatch(schema));
+        any = true;
+        return;
+      }
+      any = true;
+      rows += next.value.numRows;
+      queue = toWasm(next.value);
+    }
+  }
 
   const file = new AtomicFile(path);
   const hasher = new Bun.CryptoHasher("sha256");
@@ -96,7 +106,7 @@ export async function writeParquet(path: string, source: BatchSource, schema: Sc
     }
   } catch (err) {
     file.abort();
-    throw err;
+    throw sourceError ?? err;
   }
   file.commit();
   return { path, bytes, sha256: hasher.digest("hex"), rows };
