@@ -39,8 +39,9 @@ export class EsmTokenizer {
   readonly maskId: number;
   /** id of each single-UTF-16-unit token by char code (BMP), -1 when none. */
   private readonly single = new Int32Array(65536).fill(-1);
-  /** multi-character tokens by their first char code, longest first. */
+  /** multi-character tokens by their first char code, longest first; multiFirst flags those codes. */
   private readonly multi = new Map<number, { text: string; id: number }[]>();
+  private readonly multiFirst = new Uint8Array(65536);
   private readonly ids = new Map<string, number>();
 
   constructor(vocab: readonly string[]) {
@@ -55,6 +56,7 @@ export class EsmTokenizer {
         list.push({ text: t, id: i });
         list.sort((a, b) => b.text.length - a.text.length);
         this.multi.set(c, list);
+        this.multiFirst[c] = 1;
       }
     });
     const need = (t: string) => {
@@ -122,6 +124,7 @@ export class EsmTokenizer {
   private scan(s: string, out: Int32Array | null, at: number): number {
     const single = this.single;
     const multi = this.multi;
+    const multiFirst = this.multiFirst;
     const unk = this.unkId;
     let n = 0;
     let inUnk = false;
@@ -130,15 +133,12 @@ export class EsmTokenizer {
       const c = s.charCodeAt(i);
       let id = -1;
       let step = 1;
-      if (multi.size > 0) {
-        const cands = multi.get(c);
-        if (cands !== undefined) {
-          for (const t of cands) {
-            if (s.startsWith(t.text, i)) {
-              id = t.id;
-              step = t.text.length;
-              break;
-            }
+      if (multiFirst[c] === 1) {
+        for (const t of multi.get(c)!) {
+          if (s.startsWith(t.text, i)) {
+            id = t.id;
+            step = t.text.length;
+            break;
           }
         }
       }
