@@ -128,13 +128,14 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     return Number(v);
   };
   const bytes = (n: number) => (need(n), (p += n), data.subarray(p - n, p));
-  const line = () => {
+  const rawLine = () => {
     const end = data.indexOf(0x0a, p);
     if (end < 0) fail("unterminated text argument");
-    const s = dec.decode(data.subarray(p, end));
+    const b = data.subarray(p, end);
     p = end + 1;
-    return s;
+    return b;
   };
+  const line = () => dec.decode(rawLine());
   const pop = () => {
     if (stack.length === 0) fail("stack underflow");
     return stack.pop();
@@ -275,6 +276,9 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         break;
       case 0x8d: // BINUNICODE8
         stack.push(dec.decode(bytes(u64())));
+        break;
+      case 0x56: // UNICODE (text, raw-unicode-escape)
+        stack.push(rawUnicodeEscape(latin1(rawLine())));
         break;
       case 0x54: // BINSTRING (py2 str, bytes read as latin-1 text)
         stack.push(latin1(bytes(i32())));
@@ -457,6 +461,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         fail(`unsupported opcode 0x${op.toString(16).padStart(2, "0")} ('${String.fromCharCode(op)}')`);
     }
   }
+}
+
+/** Protocol 0 text: \uXXXX and \UXXXXXXXX escapes; every other byte is a latin-1 character. */
+function rawUnicodeEscape(s: string): string {
+  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, u4, u8) =>
+    String.fromCodePoint(Number.parseInt(u4 ?? u8, 16)),
+  );
 }
 
 function latin1(b: Uint8Array): string {

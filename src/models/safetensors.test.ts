@@ -1,0 +1,103 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fromFloat32, toFloat32 } from "./dtype.ts";
+import { readSafetensors, writeSafetensors, writeSafetensorsStreaming } from "./safetensors.ts";
+import type { HostTensor } from "./tensor.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "virnuc-st-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const tensors = new Map<string, HostTensor>([
+  ["z.half", fromFloat32(Float32Array.from([1, 2, 3]), [3], "f16")],
+  ["a.weight", fromFloat32(Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3])],
+  ["m.double", { dtype: "f64", shape: [1], data: new Uint8Array(new Float64Array([0.125]).buffer) }],
+  ["b.flag", { dtype: "bool", shape: [3], data: new Uint8Array([1, 0, 1]) }],
+  ["c.ids", { dtype: "i64", shape: [2], data: new Uint8Array(new BigInt64Array([5n, -1n]).buffer) }],
+  ["s.scalar", fromFloat32(Float32Array.from([7]), [])],
+]);
+
+function header(path: string): { len: number; json: Record<string, { dtype: string; data_offsets: [number, number] }> } {
+  const b = readFileSync(path);
+  const len = Number(b.readBigUInt64LE(0));
+  return { len, json: JSON.parse(b.subarray(8, 8 + len).toString()) };
+}
+
+describe("safetensors", () => {
+  test("round trip keeps names, dtypes, shapes and values", () => {
+    const path = join(dir, "rt.safetensors");
+    writeSafetensors(path, tensors, { format: "pt" });
+    const back = readSafetensors(path);
+    expect(back.metadata).toEqual({ format: "pt" });
+    expect([...back.tensors.keys()].sort()).toEqual([...tensors.keys()].sort());
+    for (const [name, t] of tensors) {
+      const r = back.tensors.get(name)!;
+      expect(r.dtype).toBe(t.dtype);
+      expect(r.shape).toEqual(t.shape);
+      expect(Array.from(r.data)).toEqual(Array.from(t.data));
+    }
+    expect(Array.from(toFloat32(back.tensors.get("z.half")!))).toEqual([1, 2, 3]);
+  });
+
+  test("layout: header padded to 8 bytes, wide dtypes first then by name, no holes, aligned", () => {
+    const path = join(dir, "layout.safetensors");
+    writeSafetensors(path, tensors);
+    const { len, json } = header(path);
+    expect(len % 8).toBe(0);
+    expect("__metadata__" in json).toBe(false);
+    const order = Object.entries(json).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+    expect(order.map(([n]) => n)).toEqual(["c.ids", "m.double", "a.weight", "s.scalar", "z.half", "b.flag"]);
+    let end = 0;
+    for (const [, info] of order) {
+      expect(info.data_offsets[0]).toBe(end);
+      const size = { I64: 8, F64: 8, F32: 4, F16: 2, BOOL: 1 }[info.dtype]!;
+      expect(info.data_offsets[0] % size).toBe(0);
+      end = info.data_offsets[1];
+    }
+    expect(readFileSync(path).length).toBe(8 + len + end);
+  });
+
+  test("deterministic: the same tensors in any insertion order give the same bytes", () => {
+    const a = join(dir, "a.safetensors");
+    const b = join(dir, "b.safetensors");
+    writeSafetensors(a, tensors);
+    writeSafetensors(b, [...tensors].reverse());
+    expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+  });
+
+  test("streaming writer checks the byte count per tensor", () => {
+    const path = join(dir, "stream.safetensors");
+    const spec = [{ name: "x", dtype: "f32" as const, shape: [4] }];
+    writeSafetensorsStreaming(path, spec, (_, write) => {
+      write(new Uint8Array(new Float32Array([1, 2]).buffer));
+      write(new Uint8Array(new Float32Array([3, 4]).buffer));
+    });
+    expect(Array.from(toFloat32(readSafetensors(path).tensors.get("x")!))).toEqual([1, 2, 3, 4]);
+    expect(() => writeSafetensorsStreaming(join(dir, "short.safetensors"), spec, (_, w) => w(new Uint8Array(8)))).toThrow(
+      /got 8 bytes, expected 16/,
+    );
+    expect(() => readFileSync(join(dir, "short.safetensors"))).toThrow();
+  });
+
+  test("corrupt files are user errors naming the file and the tensor", () => {
+    const good = readFileSync(join(dir, "rt.safetensors"));
+    const cut = join(dir, "cut.safetensors");
+    writeFileSync(cut, good.subarray(0, good.length - 3));
+    expect(() => readSafetensors(cut)).toThrow(/cut\.safetensors: tensor '.*' offsets .* do not match/);
+
+    const bad = join(dir, "bad.safetensors");
+    const json = Buffer.from('{"x":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}');
+    const buf = Buffer.alloc(8 + json.length + 1);
+    buf.writeBigUInt64LE(BigInt(json.length));
+    json.copy(buf, 8);
+    writeFileSync(bad, buf);
+    expect(() => readSafetensors(bad)).toThrow(/tensor 'x' has unsupported dtype F8_E4M3/);
+
+    const junk = join(dir, "junk.safetensors");
+    writeFileSync(junk, Buffer.from("\x05\x00\x00\x00\x00\x00\x00\x00{oops"));
+    expect(() => readSafetensors(junk)).toThrow(/header is not valid JSON/);
+    writeFileSync(junk, Buffer.from("\xff\xff\xff\x00\x00\x00\x00\x00{}"));
+    expect(() => readSafetensors(junk)).toThrow(/does not fit the file/);
+  });
+});
