@@ -53,7 +53,8 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-function writeError(path: string, err: unknown): UserError {
+/** The one-line error for a failed write of `path`. */
+export function writeError(path: string, err: unknown): UserError {
   return new UserError(`cannot write ${path}: ${oneLine(err)} (check free space and that the directory is writable)`);
 }
 

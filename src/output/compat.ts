@@ -18,7 +18,7 @@
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { AtomicFile, tempPathFor } from "./atomic.ts";
+import { AtomicFile, tempPathFor, writeError } from "./atomic.ts";
 import { formatFloat32 } from "./float32.ts";
 
 export { formatFloat32 } from "./float32.ts";
@@ -189,7 +189,12 @@ export class CompatWriter {
     const run = this.sortedRun();
     // A temporary name, so that removeStaleTemps() also clears runs left by a crash.
     const path = tempPathFor(join(this.dir, HIGHESTSCORE_CSV)) + ".run";
-    const fd = openSync(path, "wx", 0o644);
+    let fd: number;
+    try {
+      fd = openSync(path, "wx", 0o644);
+    } catch (err) {
+      throw writeError(path, err);
+    }
     this.runPaths.push(path);
     try {
       let chunk = Buffer.allocUnsafe(1 << 20);
@@ -212,6 +217,8 @@ export class CompatWriter {
         p += 20 + n;
       }
       flush();
+    } catch (err) {
+      throw writeError(path, err);
     } finally {
       closeSync(fd);
     }

@@ -13,7 +13,7 @@ const u32 = new Uint32Array(f32.buffer);
 const POSITIONAL_MIN = 1e-4;
 const POSITIONAL_MAX = 1e16;
 
-/** Shortest round-trip digits of a positive finite float32: value = 0.d1d2..dn * 10^(exp10 + 1). */
+/** Shortest round-trip digits of a positive finite float32. */
 export interface Float32Digits {
   digits: string; // no leading or trailing zeros
   exp10: number; // decimal exponent of the first digit: value = d1.d2..dn * 10^exp10
