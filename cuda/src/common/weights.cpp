@@ -186,13 +186,22 @@ vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors,
         if (count > 0) std::memcpy(dst, t.data, static_cast<size_t>(count) * 4);
         break;
       case VN_F16: {
-        const uint16_t* src = static_cast<const uint16_t*>(t.data);
-        for (int64_t i = 0; i < count; ++i) dst[i] = half_to_float(src[i]);
+        // memcpy per element: tensors from memory-mapped files need not be 2-byte aligned.
+        const unsigned char* src = static_cast<const unsigned char*>(t.data);
+        for (int64_t i = 0; i < count; ++i) {
+          uint16_t h;
+          std::memcpy(&h, src + 2 * i, 2);
+          dst[i] = half_to_float(h);
+        }
         break;
       }
       case VN_BF16: {
-        const uint16_t* src = static_cast<const uint16_t*>(t.data);
-        for (int64_t i = 0; i < count; ++i) dst[i] = bf16_to_float(src[i]);
+        const unsigned char* src = static_cast<const unsigned char*>(t.data);
+        for (int64_t i = 0; i < count; ++i) {
+          uint16_t h;
+          std::memcpy(&h, src + 2 * i, 2);
+          dst[i] = bf16_to_float(h);
+        }
         break;
       }
       default:
