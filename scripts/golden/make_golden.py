@@ -591,6 +591,8 @@ def load_into_hf_esm(model: nn.Module, hub: Dict[str, torch.Tensor], inv_freq: t
     mapping: Dict[str, str] = {}
     unmatched, shape_mismatch = [], []
     for k, v in msd.items():
+        if k.endswith("inv_freq"):
+            continue  # per layer in the Hub files, one per model in transformers 5: set below
         src = k if k in hub else by_norm.get(normalise_name(k))
         if src is None:
             if not hf_ignorable(k):
@@ -619,6 +621,10 @@ def load_into_hf_esm(model: nn.Module, hub: Dict[str, torch.Tensor], inv_freq: t
                       str(tuple(buf.shape)))
                 buf.copy_(inv_freq.to(buf.dtype))
                 n_freq += 1
+        for m in model.modules():
+            orig = getattr(m, "original_inv_freq", None)
+            if isinstance(orig, torch.Tensor) and "original_inv_freq" not in dict(m.named_buffers(recurse=False)):
+                m.original_inv_freq = inv_freq.clone().to(orig.device)
     check("EsmModel has rotary inv_freq buffers to set", n_freq > 0, f"{n_freq} buffers")
     for m in model.modules():
         if hasattr(m, "_seq_len_cached"):
@@ -633,6 +639,9 @@ def hf_esm_from_state(hub: Dict[str, torch.Tensor], inv_freq: torch.Tensor, esm_
     from transformers import EsmConfig, EsmModel
 
     cfg = EsmConfig.from_pretrained(esm_dir)
+    # rotary positions have no limit; this only keeps position buffers long enough for the
+    # 1100-residue case and changes no arithmetic
+    cfg.max_position_embeddings = max(int(cfg.max_position_embeddings), 2048)
     if attn:
         try:
             cfg._attn_implementation = attn
@@ -918,6 +927,7 @@ def main() -> None:
             "dnabert: scripts/golden/dnabert_ref.py, mean over all tokens including [CLS] and [SEP].",
             "features = concat(dnabert, esm); probs = softmax(MLPClassifier in eval mode); column 0 = others, 1 = virus.",
             "esm_hidden0 / dnabert_hidden0: the full last hidden state [T, 128] of case 0, for layer-level debugging.",
+            "The reference EsmModel was built with max_position_embeddings 2048 (esm/config.json says 1026, as the Hub does); rotary positions ignore it.",
             "tok_ids/tok_offsets: the real DNABERT-S tokenizer.json (tokenizers library, truncation and padding off) on tokenizer_cases.",
             "esm_tok_ids/esm_tok_offsets: transformers EsmTokenizer on esm_tokenizer_cases (odd characters included).",
         ] + NOTES,
