@@ -237,7 +237,15 @@ export function dnaTokenizerJson(model: BpeModel): Record<string, unknown> {
 
 /** A deterministic synthetic DNABERT-style tokenizer.json for a seed. */
 export function syntheticDnaTokenizer(seed: number, vocabSize = 4096): Record<string, unknown> {
-  // corpus large enough that the last merges still have repeated pairs
-  const words = randomDnaCorpus(seed, Math.max(20000, vocabSize * 100));
-  return dnaTokenizerJson(trainBpe(words, vocabSize));
+  const key = `${seed}/${vocabSize}`;
+  let model = trained.get(key);
+  if (!model) {
+    // corpus large enough that the last merges still have repeated pairs
+    model = trainBpe(randomDnaCorpus(seed, Math.max(20000, vocabSize * 100)), vocabSize);
+    trained.set(key, model);
+  }
+  return dnaTokenizerJson(model);
 }
+
+/** Training takes a fraction of a second; models written in one process reuse it. */
+const trained = new Map<string, BpeModel>();
