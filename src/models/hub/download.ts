@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import { UserError } from "../../util/errors.ts";
 import { hashFileInto } from "./hash.ts";
 import { HttpStatusError, TransientError, isRetryableStatus, request, sleep, type HttpClient } from "./http.ts";
-import { formatBytes, type ProgressSink } from "./progress.ts";
+import { formatBytes, type ProgressBar, type ProgressSink } from "./progress.ts";
 
 export interface DownloadRequest {
   url: string;
@@ -75,7 +75,9 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
 
   const resumedFrom = have;
   let total = req.expectedSize;
-  const bar = opts.progress.start(req.label, total, have);
+  // Started at the first response, when the size is known even if the caller did not know it.
+  let bar: ProgressBar | undefined;
+  const progress = () => (bar ??= opts.progress.start(req.label, total, resumedFrom));
   let failures = 0;
   let requests = 0;
   let lastError = "";
@@ -123,6 +125,7 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
         throw new HttpStatusError(res.status, req.url);
       }
       if (!res.body) throw new TransientError("empty response body");
+      progress();
 
       const fd = openSync(part, "a");
       try {
@@ -132,7 +135,7 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
           writeSync(fd, chunk);
           hash?.update(chunk);
           have += chunk.length;
-          bar.update(have);
+          bar!.update(have);
         }
       } finally {
         closeSync(fd);
@@ -147,21 +150,21 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
       const e = ac.signal.aborted && ac.signal.reason instanceof Error ? ac.signal.reason : err;
       if (e instanceof Fatal) {
         restart();
-        bar.fail(e.message);
+        bar?.fail(e.message);
         throw new UserError(`${req.label}: ${e.message}; the partial file was deleted, rerun to download it again`);
       }
       if (e instanceof HttpStatusError) {
-        bar.fail(`HTTP ${e.status}`);
+        bar?.fail(`HTTP ${e.status}`);
         throw e;
       }
       if (!(e instanceof TransientError) && !(e instanceof TypeError) && !isAbort(e)) {
-        bar.fail("failed");
+        bar?.fail("failed");
         throw e;
       }
       lastError = e instanceof Error ? e.message : String(e);
       failures = have > before ? 1 : failures + 1;
       if (failures > retries) {
-        bar.fail("interrupted");
+        bar?.fail("interrupted");
         throw new UserError(
           `${req.label}: download failed ${failures} times in a row (${lastError}); ${formatBytes(have)} kept in ${part}: rerun the same command to resume`,
         );
@@ -172,7 +175,7 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
       clearTimeout(stall);
     }
   }
-  bar.finish(requests > 1 || resumedFrom > 0 ? `(${requests} request${requests > 1 ? "s" : ""}, resumed)` : undefined);
+  progress().finish(requests > 1 || resumedFrom > 0 ? `(${requests} request${requests > 1 ? "s" : ""}, resumed)` : undefined);
   return { part, bytes: have, sha256: hash?.digest("hex"), resumedFrom, requests };
 
   function checkTotal(n: number) {

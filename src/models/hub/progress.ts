@@ -47,6 +47,7 @@ interface Writer {
 
 const REDRAW_MS = 100;
 const PLAIN_EVERY_MS = 30_000;
+const PLAIN_START_BYTES = 64 << 20;
 
 /** Rate over the bytes moved in this run, smoothed over a sliding window of recent samples. */
 class RateMeter {
@@ -113,7 +114,9 @@ export function plainProgress(out: Writer, now: () => number = Date.now): Progre
       let last = t0;
       let done = already;
       const resumed = already > 0 ? ` (resuming at ${formatBytes(already)})` : "";
-      out.write(`${label}: ${total === undefined ? "size unknown" : formatBytes(total)}${resumed}\n`);
+      // Small files get only their "done" line.
+      if (total === undefined || total >= PLAIN_START_BYTES || already > 0)
+        out.write(`${label}: ${total === undefined ? "size unknown" : formatBytes(total)}${resumed}\n`);
       const rate = () => ((done - already) * 1000) / Math.max(1, now() - t0);
       return {
         update(n) {

@@ -29,10 +29,14 @@ export interface VerifyOptions {
   classifierIds?: Partial<Record<string, string>>;
 }
 
+const VERIFY_PROGRESS_BYTES = 64 << 20;
+
 export const failed = (r: VerifyResult) => r.status === "MISMATCH" || r.status === "MISSING";
 
 function hashWithProgress(path: string, algorithm: "sha256" | "git-sha1", label: string, progress: ProgressSink): string {
   const size = statSync(path).size;
+  // Small files hash in milliseconds: a bar would only be noise.
+  if (size < VERIFY_PROGRESS_BYTES) return algorithm === "sha256" ? sha256File(path) : gitBlobSha1File(path);
   const bar = progress.start(`verify ${label}`, size);
   const hex = algorithm === "sha256" ? sha256File(path, (n) => bar.update(n)) : gitBlobSha1File(path, (n) => bar.update(n));
   bar.finish();
