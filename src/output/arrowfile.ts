@@ -6,7 +6,7 @@
  * ipcFileBytes is the in-memory form for small parts.
  */
 import { closeSync, openSync, readFileSync, readSync } from "node:fs";
-import { RecordBatch, RecordBatchFileWriter, Schema, Table, tableFromIPC, util } from "apache-arrow";
+import { type DataType, RecordBatch, RecordBatchFileWriter, Schema, Table, tableFromIPC } from "apache-arrow";
 import { UserError, oneLine } from "../util/errors.ts";
 import { AtomicFile } from "./atomic.ts";
 import { emptyBatch } from "./schema.ts";
@@ -52,12 +52,17 @@ export async function* batchesOf(source: BatchSource): AsyncGenerator<RecordBatc
  * The batch with `schema` as its schema: same columns and types are required; field nullability
  * and metadata come from `schema`, so that every batch of a file shares one schema.
  */
+/** Same Arrow type (util.compareTypes does not compare types read back from IPC). */
+function sameType(a: DataType, b: DataType): boolean {
+  return a.typeId === b.typeId && String(a) === String(b);
+}
+
 export function conform(batch: RecordBatch, schema: Schema): RecordBatch {
   if (batch.schema === schema) return batch;
   const got = batch.schema.fields;
   const want = schema.fields;
   const same =
-    got.length === want.length && want.every((f, i) => f.name === got[i].name && util.compareTypes(f.type, got[i].type));
+    got.length === want.length && want.every((f, i) => f.name === got[i].name && sameType(f.type, got[i].type));
   if (!same) {
     const show = (s: Schema) => s.fields.map((f) => `${f.name}: ${f.type}`).join(", ");
     throw new Error(`batch schema (${show(batch.schema)}) does not match (${show(schema)})`);
