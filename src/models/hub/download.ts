@@ -157,6 +157,11 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
         bar?.fail(`HTTP ${e.status}`);
         throw e;
       }
+      const code = (e as NodeJS.ErrnoException)?.code;
+      if (code === "ENOSPC" || code === "EDQUOT") {
+        bar?.fail("disk full");
+        throw new UserError(`${req.label}: no space left writing ${part} (${formatBytes(have)} kept): free space and rerun to resume`);
+      }
       if (!(e instanceof TransientError) && !(e instanceof TypeError) && !isAbort(e)) {
         bar?.fail("failed");
         throw e;

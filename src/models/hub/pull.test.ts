@@ -150,6 +150,15 @@ describe("pullHubModel", () => {
     expect(hub.requests((q) => q.path.startsWith("/cdn/")).map((q) => q.range)).toEqual(["bytes=123456-"]);
   });
 
+  test("a .incomplete that is already whole (killed before the rename) is verified without a request", async () => {
+    const blobs = join(repoDir(esmRepo.id), "blobs");
+    mkdirSync(blobs, { recursive: true });
+    writeFileSync(join(blobs, `${sha256(WEIGHTS)}.incomplete`), WEIGHTS);
+    const r = await pullHubModel(esmRepo.id, opts());
+    expect(bytesOf(join(r.path, "model.safetensors"))).toEqual(WEIGHTS);
+    expect(hub.requests((q) => q.path.startsWith("/cdn/"))).toEqual([]);
+  });
+
   test("a server that ignores Range: the part is restarted and still verifies", async () => {
     const plain = new FakeHub({ repos: [esmRepo], ranges: false }).start();
     try {

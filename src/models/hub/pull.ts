@@ -3,7 +3,7 @@
  * snapshots/<commit>/<file> -> ../../blobs/<hash>, refs/main), the VirNucPro classifiers into
  * `$VIRNUC_HOME/classifiers/`; every file verified against its published hash before it is kept.
  */
-import { existsSync, lstatSync, mkdirSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync, copyFileSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, renameSync, statSync, statfsSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { UserError } from "../../util/errors.ts";
 import { CLASSIFIER_RELEASES, DEFAULT_GITHUB_BASE, classifierByFile, type ClassifierRelease } from "./classifiers.ts";
@@ -89,6 +89,31 @@ function linkInto(target: string, link: string): void {
   }
 }
 
+/** Fail before a multi-GB transfer that cannot fit, rather than at 95 %. */
+function checkFreeSpace(repoDir: string, files: HubFile[], id: string): void {
+  const blobs = join(repoDir, "blobs");
+  let needed = 0;
+  for (const f of files) {
+    const name = f.lfsSha256 ?? f.blobId;
+    if (f.size === undefined || (name && existsSync(join(blobs, name)))) continue;
+    const part = name ? join(blobs, `${name}.incomplete`) : undefined;
+    needed += f.size - (part && existsSync(part) ? Math.min(f.size, statSync(part).size) : 0);
+  }
+  let probe = repoDir;
+  while (!existsSync(probe) && dirname(probe) !== probe) probe = dirname(probe);
+  let free: number;
+  try {
+    const st = statfsSync(probe);
+    free = st.bavail * st.bsize;
+  } catch {
+    return; // no statfs here: the write itself will tell
+  }
+  if (needed > free)
+    throw new UserError(
+      `${id}: needs ${formatBytes(needed)} but ${probe} has ${formatBytes(free)} free: free space, or pull elsewhere with -o DIR / HF_HUB_CACHE`,
+    );
+}
+
 function writeRef(repoDir: string, revision: string, commit: string): void {
   const ref = join(repoDir, "refs", revision);
   mkdirSync(dirname(ref), { recursive: true });
@@ -105,7 +130,7 @@ export async function pullHubModel(id: string, opts: PullOptions = {}): Promise<
   const log = opts.log ?? (() => {});
   const revision = opts.revision ?? "main";
 
-  const info = await fetchRepoInfo(id, { endpoint, client, revision, retryDelayMs: opts.retryDelayMs });
+  const info = await fetchRepoInfo(id, { endpoint, client, revision, retries: opts.retries, retryDelayMs: opts.retryDelayMs });
   const wanted = selectModelFiles(info.files.map((f) => f.path));
   if (!hasWeightFile(wanted))
     throw new UserError(`${id}: the repository has no PyTorch (.bin) or safetensors weights at ${revision}; is it the right model?`);
@@ -120,6 +145,7 @@ export async function pullHubModel(id: string, opts: PullOptions = {}): Promise<
   const snapshot = join(repoDir, "snapshots", info.commit);
   const total = files.reduce((s, f) => s + (f.size ?? 0), 0);
   log(`${id}: commit ${info.commit.slice(0, 12)}, ${files.length} files, ${formatBytes(total)} -> ${snapshot}`);
+  checkFreeSpace(repoDir, files, id);
 
   const pulled: PulledFile[] = [];
   for (const f of files) pulled.push(await pullHubFile(id, info.commit, f, repoDir, snapshot, endpoint, downloadOptions(opts, client), log));
