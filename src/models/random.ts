@@ -335,6 +335,12 @@ function writeClassifier(a: ClassifierArch, seed: number, dir: string): void {
   writeTorch(join(dir, "model.pth"), model, { root: "model" });
 }
 
+/** f16 for the models too big to want in f32 (ESM-2 3B and 15B), f32 for the rest. */
+export function defaultRandomDtype(arch: string): RandomDtype {
+  const a = RANDOM_ARCHS[arch];
+  return a?.kind === "esm" && a.hidden >= 2560 ? "f16" : "f32";
+}
+
 /** Write a seeded random model of a named architecture into `outDir` (created if needed). */
 export function writeRandomModel(arch: string, seed: number, outDir: string, opts: RandomModelOptions = {}): void {
   const a = RANDOM_ARCHS[arch];
@@ -342,7 +348,7 @@ export function writeRandomModel(arch: string, seed: number, outDir: string, opt
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new UserError(`seed must be an integer between 0 and 4294967295, got ${seed}`);
   }
-  const dtype: RandomDtype = opts.dtype ?? (a.kind === "esm" && a.hidden >= 2560 ? "f16" : "f32");
+  const dtype: RandomDtype = opts.dtype ?? defaultRandomDtype(arch);
   if (dtype !== "f32" && dtype !== "f16") throw new UserError(`--dtype must be f32 or f16, got ${String(dtype)}`);
   mkdirSync(outDir, { recursive: true });
   if (a.kind === "esm") writeEsm(arch, a, seed, outDir, dtype);
