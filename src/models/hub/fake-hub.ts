@@ -43,6 +43,10 @@ export class FakeHub {
   readonly dropOnce = new Set<string>();
   /** keys whose transfers end early (the server closes cleanly after half the bytes) */
   readonly truncateOnce = new Set<string>();
+  /** keys whose next transfer sends half the bytes and then hangs without closing */
+  readonly stallOnce = new Set<string>();
+  /** keys answered with this HTTP status instead of their bytes */
+  readonly status = new Map<string, number>();
   /** keys served with one byte flipped */
   readonly corrupt = new Set<string>();
   private server: Server<undefined> | undefined;
@@ -204,6 +208,8 @@ export class FakeHub {
   }
 
   private serve(req: Request, original: Uint8Array, key: string, headers: Record<string, string>): Response {
+    const forced = this.status.get(key);
+    if (forced !== undefined) return new Response("forced failure", { status: forced });
     let bytes = original;
     if (this.corrupt.has(key)) {
       bytes = original.slice();
@@ -237,6 +243,17 @@ export class FakeHub {
       const token = Math.random().toString(36).slice(2);
       this.pendingDrops.set(token, payload);
       return new Response(null, { status: 307, headers: { location: `http://127.0.0.1:${this.dropper!.port}/drop/${token}` } });
+    }
+    if (this.stallOnce.delete(key)) {
+      let sent = false;
+      const stream = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (sent) return new Promise<void>(() => {}); // never more data, never closed
+          sent = true;
+          c.enqueue(half);
+        },
+      });
+      return new Response(stream, { status, headers: h });
     }
     if (this.truncateOnce.delete(key)) {
       let sent = false;

@@ -141,6 +141,32 @@ describe("pullHubModel", () => {
     expect(hub.requests((q) => q.path.startsWith("/cdn/"))[1].range).toBe(`bytes=${WEIGHTS.length >> 1}-`);
   });
 
+  test("a stalled transfer is aborted after stallMs and resumed", async () => {
+    hub.stallOnce.add(`${esmRepo.id}/model.safetensors`);
+    const r = await pullHubModel(esmRepo.id, opts({ stallMs: 200 }));
+    expect(bytesOf(join(r.path, "model.safetensors"))).toEqual(WEIGHTS);
+    expect(hub.requests((q) => q.path.startsWith("/cdn/"))[1].range).toBe(`bytes=${WEIGHTS.length >> 1}-`);
+  });
+
+  test("a server error that persists: retried, then one line saying the partial file is kept for a rerun", async () => {
+    const key = `${esmRepo.id}/model.safetensors`;
+    hub.status.set(key, 503);
+    try {
+      const err = await rejection(pullHubModel(esmRepo.id, opts({ retries: 2 })));
+      expect(err).toBeInstanceOf(UserError);
+      expect(err.message).toContain("test-org/tiny-esm/model.safetensors: download failed 3 times in a row");
+      expect(err.message).toContain("answered 503");
+      expect(err.message).toContain("rerun the same command to resume");
+      expect(hub.requests((q) => q.path.startsWith("/cdn/")).length).toBe(3);
+      hub.log.length = 0;
+      hub.status.set(key, 403);
+      await rejection(pullHubModel(esmRepo.id, opts({ retries: 2 })));
+      expect(hub.requests((q) => q.path.startsWith("/cdn/")).length).toBe(1);
+    } finally {
+      hub.status.clear();
+    }
+  });
+
   test("a .incomplete file left by an earlier run is continued, not restarted", async () => {
     const blobs = join(repoDir(esmRepo.id), "blobs");
     mkdirSync(blobs, { recursive: true });
