@@ -4,7 +4,7 @@
  * The caller verifies the finished part and renames it into place.
  */
 import { createHash, type Hash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, statSync, truncateSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { UserError } from "../../util/errors.ts";
 import { hashFileInto } from "./hash.ts";
@@ -149,7 +149,7 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
       clearTimeout(stall);
       const e = ac.signal.aborted && ac.signal.reason instanceof Error ? ac.signal.reason : err;
       if (e instanceof Fatal) {
-        restart();
+        rmSync(part, { force: true });
         bar?.fail(e.message);
         throw new UserError(`${req.label}: ${e.message}; the partial file was deleted, rerun to download it again`);
       }

@@ -45,6 +45,8 @@ export class FakeHub {
   readonly truncateOnce = new Set<string>();
   /** keys whose next transfer sends half the bytes and then hangs without closing */
   readonly stallOnce = new Set<string>();
+  /** keys whose size the API misreports (the transfer still sends the real bytes) */
+  readonly announcedSize = new Map<string, number>();
   /** keys answered with this HTTP status instead of their bytes */
   readonly status = new Map<string, number>();
   /** keys served with one byte flipped */
@@ -112,6 +114,10 @@ export class FakeHub {
     return this.opts.repos?.find((r) => r.id === id);
   }
 
+  private sizeOf(repo: FakeRepo, f: FakeFile): number {
+    return this.announcedSize.get(`${repo.id}/${f.path}`) ?? f.bytes.length;
+  }
+
   private authorized(req: Request): boolean {
     return !this.opts.requireToken || req.headers.get("authorization") === `Bearer ${this.opts.requireToken}`;
   }
@@ -155,8 +161,8 @@ export class FakeHub {
             ? {
                 rfilename: f.path,
                 blobId: f.lfs ? gitBlobSha1(pointer(f.bytes)) : gitBlobSha1(f.bytes),
-                size: f.bytes.length,
-                ...(f.lfs ? { lfs: { sha256: sha256(f.bytes), size: f.bytes.length, pointerSize: pointer(f.bytes).length } } : {}),
+                size: this.sizeOf(repo, f),
+                ...(f.lfs ? { lfs: { sha256: sha256(f.bytes), size: this.sizeOf(repo, f), pointerSize: pointer(f.bytes).length } } : {}),
               }
             : { rfilename: f.path },
         ),

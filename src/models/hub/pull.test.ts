@@ -167,6 +167,25 @@ describe("pullHubModel", () => {
     }
   });
 
+  test("a transfer whose size disagrees with the Hub listing is rejected and not kept", async () => {
+    const key = `${esmRepo.id}/model.safetensors`;
+    hub.announcedSize.set(key, WEIGHTS.length + 10);
+    try {
+      const err = await rejection(pullHubModel(esmRepo.id, opts()));
+      expect(err.message).toBe(
+        `test-org/tiny-esm/model.safetensors: server announces ${WEIGHTS.length} bytes but ${WEIGHTS.length + 10} were expected; the partial file was deleted, rerun to download it again`,
+      );
+      expect(readdirSync(join(repoDir(esmRepo.id), "blobs")).filter((b) => b.startsWith(sha256(WEIGHTS)))).toEqual([]);
+      // far more than any disk: refused before a byte is transferred
+      hub.log.length = 0;
+      hub.announcedSize.set(key, 1e17);
+      expect((await rejection(pullHubModel(esmRepo.id, opts()))).message).toMatch(/^test-org\/tiny-esm: needs 100000 TB but .* free: free space/);
+      expect(hub.requests((q) => !q.path.startsWith("/api/"))).toEqual([]);
+    } finally {
+      hub.announcedSize.clear();
+    }
+  });
+
   test("a .incomplete file left by an earlier run is continued, not restarted", async () => {
     const blobs = join(repoDir(esmRepo.id), "blobs");
     mkdirSync(blobs, { recursive: true });
