@@ -203,6 +203,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     resumedParts: summary.skipped,
     computeSeconds,
     wallSeconds: 0,
+    summary: summarize(telemetry, computeSeconds),
     telemetry,
     shard,
   };
@@ -213,6 +214,33 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     totalParts: summary.totalParts,
     runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),
   });
+}
+
+/** Per-stage totals for run.json: tokens, throughput, packing efficiency, host/device waits. */
+export function summarize(t: PartTelemetry[], computeSeconds: number) {
+  const sum = (f: (x: PartTelemetry) => number) => t.reduce((a, x) => a + f(x), 0);
+  const enc = (name: "esm" | "dnabert") => {
+    const tokens = sum((x) => x[`${name}_tokens`]);
+    const slots = sum((x) => (x[`${name}_packing_efficiency`] > 0 ? x[`${name}_tokens`] / x[`${name}_packing_efficiency`] : 0));
+    return {
+      tokens,
+      batches: sum((x) => x[`${name}_batches`]),
+      packingEfficiency: slots > 0 ? tokens / slots : 0,
+      tokensPerSecond: computeSeconds > 0 ? tokens / computeSeconds : 0,
+    };
+  };
+  return {
+    parts: t.length,
+    reads: sum((x) => x.reads),
+    windows: sum((x) => x.windows),
+    frames: sum((x) => x.frames),
+    readsPerSecond: computeSeconds > 0 ? sum((x) => x.reads) / computeSeconds : 0,
+    esm: enc("esm"),
+    dnabert: enc("dnabert"),
+    hostPrepareSeconds: sum((x) => x.host_prepare_s),
+    deviceWaitForHostSeconds: sum((x) => x.device_wait_for_host_s),
+    hostWaitForDeviceSeconds: sum((x) => x.host_wait_for_device_s),
+  };
 }
 
 function positiveIntOrZero(v: string, flag: string): number {

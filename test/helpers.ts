@@ -1,0 +1,82 @@
+/** Shared by the integration tests: tiny random models, synthetic inputs, running the CLI. */
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { writeRandomModel } from "../src/models/random.ts";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const SHARED = resolve(ROOT, "../shared/fixtures");
+export const CLI = join(ROOT, "src/cli.ts");
+
+let models: { esm: string; dnabert: string; classifier: string } | null = null;
+
+/** Tiny random ESM-2 / DNABERT-S (with the real DNABERT-S tokenizer) / classifier, made once per process. */
+export function tinyModels(): { esm: string; dnabert: string; classifier: string } {
+  if (models) return models;
+  const dir = join(tmpdir(), `virnuc-test-models-${process.pid}`);
+  const esm = join(dir, "esm");
+  const dnabert = join(dir, "dnabert");
+  const cls = join(dir, "classifier");
+  if (!existsSync(join(cls, "model.pth"))) {
+    mkdirSync(dir, { recursive: true });
+    writeRandomModel("tiny-esm", 5, esm);
+    writeRandomModel("tiny-dnabert", 6, dnabert, { tokenizer: join(SHARED, "dnabert-s/tokenizer.json") });
+    writeRandomModel("tiny-classifier", 7, cls);
+  }
+  models = { esm, dnabert, classifier: join(cls, "model.pth") };
+  return models;
+}
+
+export function modelArgs(m = tinyModels()): string[] {
+  return ["--esm", m.esm, "--dnabert", m.dnabert, "--classifier", m.classifier, "--device", "cpu", "--threads", "1"];
+}
+
+/** Seeded reads, half cut from stop-free "genes" so that frames survive. */
+export function syntheticFasta(path: string, n: number, length: number, seed: number): void {
+  let s = seed >>> 0 || 1;
+  const rnd = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+  const codons: string[] = [];
+  for (const a of "ACGT") for (const b of "ACGT") for (const c of "ACGT") {
+    const k = a + b + c;
+    if (k !== "TAA" && k !== "TAG" && k !== "TGA") codons.push(k);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    let seq = "";
+    if (i % 2 === 0) while (seq.length < length) seq += codons[Math.floor(rnd() * codons.length)];
+    else while (seq.length < length) seq += "ACGT"[Math.floor(rnd() * 4)];
+    out.push(`>read_${i} synthetic\n${seq.slice(0, length)}\n`);
+  }
+  writeFileSync(path, out.join(""));
+}
+
+export function runCli(args: string[], opts: { env?: Record<string, string> } = {}) {
+  const p = Bun.spawnSync([process.execPath, CLI, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdout: "pipe", stderr: "pipe" });
+  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+}
+
+export const OUTPUT_FILES = [
+  "prediction_results.txt",
+  "prediction_results_highestscore.csv",
+  "predictions.parquet",
+  "windows.parquet",
+  "sequences.parquet",
+];
+
+/** Every output file except run.json (timings differ), as bytes. */
+export function outputsOf(dir: string): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const f of readdirSync(dir)) if (f !== "run.json" && !f.startsWith(".")) out[f] = readFileSync(join(dir, f));
+  return out;
+}
+
+export function tempDir(name: string): string {
+  const d = join(tmpdir(), `virnuc-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(d, { recursive: true });
+  return d;
+}
