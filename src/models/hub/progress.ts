@@ -78,7 +78,7 @@ export function terminalProgress(out: Writer & { columns?: number }, now: () => 
         const rate = meter.rate();
         const pct = total ? Math.min(100, (done / total) * 100) : undefined;
         const sizes = total ? `${formatBytes(done)}/${formatBytes(total)}` : formatBytes(done);
-        const eta = final ? formatDuration((now() - t0) / 1000) : total && rate > 0 ? `ETA ${formatDuration((total - done) / rate)}` : "ETA --:--";
+        const eta = final ? `in ${formatDuration((now() - t0) / 1000)}` : total && rate > 0 ? `ETA ${formatDuration((total - done) / rate)}` : "ETA --:--";
         const tail = ` ${pct === undefined ? "" : `${pct.toFixed(0).padStart(3)}% `}${sizes} ${formatBytes(Math.round(rate))}/s ${eta}${note ? ` ${note}` : ""}`;
         const name = label.length > 40 ? "…" + label.slice(-39) : label;
         const barWidth = Math.max(10, width - name.length - tail.length - 4);
