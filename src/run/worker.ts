@@ -8,6 +8,7 @@ import { PartStore } from "./store.ts";
 import { partEntryOf, partFiles } from "./tables.ts";
 import type { FromChild, ToChild, WorkerInit } from "./workers.ts";
 import { oneLine } from "../util/errors.ts";
+import { existsSync, writeFileSync } from "node:fs";
 
 export async function workerMain(): Promise<void> {
   const send = (m: FromChild) => process.send!(m);
@@ -22,6 +23,7 @@ export async function workerMain(): Promise<void> {
       initMsg = m.init;
       gotInit();
     } else if (m.type === "part") {
+      crashHook(m.index);
       queue.push({
         index: m.index,
         records: m.records.map((r) => ({ ...r, seq: new Uint8Array(Buffer.from(r.seq, "latin1")) })),
@@ -71,4 +73,18 @@ export async function workerMain(): Promise<void> {
     await Bun.sleep(50);
     process.exit(2);
   }
+}
+
+/**
+ * Test hook for the restart path: VIRNUC_TEST_CRASH_ONCE=FILE:K kills this worker (SIGKILL)
+ * when it is handed part K, once (FILE marks that it happened).
+ */
+function crashHook(part: number) {
+  const spec = process.env.VIRNUC_TEST_CRASH_ONCE;
+  if (!spec) return;
+  const i = spec.lastIndexOf(":");
+  const marker = spec.slice(0, i);
+  if (Number(spec.slice(i + 1)) !== part || existsSync(marker)) return;
+  writeFileSync(marker, "crashed\n");
+  process.kill(process.pid, "SIGKILL");
 }
