@@ -14,6 +14,7 @@ import {
   dim,
   type EncoderModel,
   type Expected,
+  firstNames,
   gammaBeta,
   modelDir,
   readConfigJson,
@@ -70,8 +71,11 @@ export function loadDnabert(path: string): EncoderModel {
   const ckpt = openCheckpoint(path);
   const tensors = canonicalDnabertNames(ckpt.tensors);
   const json = readConfigJson(path);
-  const cfg = json?.config;
+  const cfg = json && json.config.model_type !== "esm" ? json.config : undefined;
   const src = json?.path ?? path;
+  if (![...tensors.keys()].some((n) => n.endsWith("attention.self.Wqkv.weight"))) {
+    throw new UserError(`${path}: not a DNABERT-S checkpoint (no attention.self.Wqkv weights; ${firstNames(ckpt.tensors)})`);
+  }
   const present = countLayers(tensors.keys());
   const hidden = configInt(cfg, "hidden_size", src) ?? dim(tensors, "embeddings.word_embeddings.weight", 1);
   const nLayers = configInt(cfg, "num_hidden_layers", src) ?? present;

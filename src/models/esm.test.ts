@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { castFloat, fromFloat32, toFloat32 } from "./dtype.ts";
+import { loadDnabert } from "./dnabert.ts";
 import { esmExpected, esmInvFreq, loadEsm } from "./esm.ts";
 import { NewObj, OrderedDict, PyGlobal } from "./pickle.ts";
 import { writeRandomModel } from "./random.ts";
@@ -203,10 +204,11 @@ describe("loadEsm: errors", () => {
     expect(() => loadEsm(dir2)).toThrow(/rotary_embeddings\.inv_freq is \[32\], expected \[16\]/);
   });
 
-  test("a DNABERT-S checkpoint is not an ESM-2 one", () => {
+  test("a DNABERT-S checkpoint is not an ESM-2 one, and the other way round", () => {
     const dir = tmp.sub("dna");
     writeRandomModel("tiny-dnabert", 1, dir);
-    expect(() => loadEsm(dir)).toThrow(/not a usable ESM-2 checkpoint: missing \d+ tensors/);
+    expect(() => loadEsm(dir)).toThrow(/dna: not an ESM-2 checkpoint \(no attention query weights; found embeddings\.LayerNorm\.bias, .*\.\.\. 23 more\)$/);
+    expect(() => loadDnabert(base)).toThrow(/not a DNABERT-S checkpoint \(no attention\.self\.Wqkv weights; found esm\.contact_head\.regression\.bias, /);
   });
 
   test("a missing path", () => {

@@ -13,6 +13,7 @@ import {
   dim,
   type EncoderModel,
   type Expected,
+  firstNames,
   gammaBeta,
   readConfigJson,
 } from "./layout.ts";
@@ -152,11 +153,16 @@ export function loadEsm(path: string): EncoderModel {
   const ckpt = openCheckpoint(path);
   const { tensors, sharedInvFreq } = canonicalEsmNames(ckpt.tensors);
   const json = readConfigJson(path);
-  const hf = json && (json.config.model_type === "esm" || "num_hidden_layers" in json.config) ? json.config : undefined;
+  // a config.json of another model type (a BERT one beside the file) says nothing about this model
+  const mt = json?.config.model_type;
+  const hf = json && (mt === "esm" || (mt === undefined && "num_hidden_layers" in json.config)) ? json.config : undefined;
   const src = json?.path ?? path;
   const fair = ckpt.root !== undefined ? fairEsmConfig(ckpt.root) : undefined;
   const fsrc = `${path} (cfg)`;
 
+  if (![...tensors.keys()].some((n) => n.endsWith("attention.self.query.weight"))) {
+    throw new UserError(`${path}: not an ESM-2 checkpoint (no attention query weights; ${firstNames(ckpt.tensors)})`);
+  }
   const present = countLayers(tensors.keys());
   const nLayers = configInt(hf, "num_hidden_layers", src) ?? configInt(fair, "encoder_layers", fsrc) ?? present;
   const hidden =

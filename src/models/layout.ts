@@ -86,6 +86,11 @@ export function checkTensors(
   return out;
 }
 
+/** "found a, b, c, ..." for error messages about the wrong kind of checkpoint. */
+export function firstNames(tensors: Map<string, unknown>): string {
+  return tensors.size === 0 ? "it holds no tensors" : `found ${few([...tensors.keys()])}`;
+}
+
 function few(items: string[], n = 3): string {
   return items.length <= n ? items.join(", ") : `${items.slice(0, n).join(", ")}, ... ${items.length - n} more`;
 }
