@@ -20,6 +20,7 @@ const predictOptions = (c: ReturnType<typeof cli.command>) =>
       default: "facebook/esm2_t36_3B_UR50D",
     })
     .option("--dnabert <model>", "DNABERT-S model: Hub id or directory", { default: "zhihan1996/DNABERT-S" })
+    .option("--tokenizer <file>", "DNABERT-S tokenizer.json (default: the one in the DNABERT-S model directory)")
     .option("--device <dev>", "auto | cpu | cuda | cuda:N", { default: "auto" })
     .option("--gpus <list>", "GPUs to use, e.g. 0,1 (default: every visible GPU)")
     .option("--workers <n>", "CPU worker subprocesses (CPU device)")

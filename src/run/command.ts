@@ -21,6 +21,7 @@ export interface PredictOptions {
   chunkSize?: number | string;
   esm?: string;
   dnabert?: string;
+  tokenizer?: string;
   classifier?: string;
   device?: string;
   gpus?: string | number;
@@ -92,7 +93,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   }
   if (opts.gpus !== undefined && device.backend !== "cuda") throw new UserError("--gpus needs the CUDA backend (--device auto|cuda)");
 
-  const resolved = await resolveModels({ esm: opts.esm, dnabert: opts.dnabert, classifier: opts.classifier, chunkSize, needClassifier: classify });
+  const resolved = await resolveModels({ esm: opts.esm, dnabert: opts.dnabert, tokenizer: opts.tokenizer, classifier: opts.classifier, chunkSize, needClassifier: classify });
   mkdirSync(dir, { recursive: true });
   const progress = new Progress({ enabled: showProgress, logJson: opts.logJson });
   const warn = (m: string) => progress.warn(m);
@@ -172,7 +173,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   } else {
     const init: WorkerInit = {
       dir,
-      resolved: { esm: resolved.esm, dnabert: resolved.dnabert, classifier: resolved.classifier },
+      resolved: { esm: resolved.esm, dnabert: resolved.dnabert, tokenizer: resolved.tokenizer, classifier: resolved.classifier },
       device: device.backend,
       precision: precision as "fp16",
       threads: device.backend === "cpu" ? threads ?? Math.max(1, Math.floor(availableParallelism() / slots.length)) : undefined,
@@ -257,10 +258,10 @@ function fingerprintAll(r: ResolvedModels) {
   const e = loadEsm(r.esm);
   const d = loadDnabert(r.dnabert);
   const c = r.classifier ? loadClassifier(r.classifier) : undefined;
-  r.tokenizer = d.tokenizerPath ?? "";
+  r.tokenizer ||= d.tokenizerPath ?? "";
   r.files = {
     esm: e.files.map(fingerprintFile),
-    dnabert: [...d.files, ...(d.tokenizerPath ? [d.tokenizerPath] : [])].map(fingerprintFile),
+    dnabert: [...d.files, ...(r.tokenizer ? [r.tokenizer] : [])].map(fingerprintFile),
     classifier: c ? c.files.map(fingerprintFile) : [],
   };
 }

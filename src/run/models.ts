@@ -20,6 +20,7 @@ import type { Tokenizers } from "./part.ts";
 export interface ModelSpec {
   esm?: string;
   dnabert?: string;
+  tokenizer?: string;
   classifier?: string;
   chunkSize: number;
   needClassifier: boolean;
@@ -119,7 +120,7 @@ export async function resolveModels(spec: ModelSpec): Promise<ResolvedModels> {
   const classifier = spec.needClassifier
     ? await resolveModel("classifier", spec.classifier, { chunkSize: spec.chunkSize })
     : undefined;
-  return { esm, dnabert, classifier, tokenizer: "", files: { esm: [], dnabert: [], classifier: [] } };
+  return { esm, dnabert, classifier, tokenizer: spec.tokenizer ? resolve(spec.tokenizer) : "", files: { esm: [], dnabert: [], classifier: [] } };
 }
 
 export function loadModels(
@@ -133,12 +134,16 @@ export function loadModels(
     throw new UserError(`--precision ${precision} needs the CUDA backend`);
   const esmModel = loadEsm(resolved.esm);
   const dnaModel = loadDnabert(resolved.dnabert);
-  const tokenizerPath = dnaModel.tokenizerPath ?? join(statSync(resolved.dnabert).isDirectory() ? resolved.dnabert : dirname(resolved.dnabert), "tokenizer.json");
+  const tokenizerPath =
+    resolved.tokenizer ||
+    dnaModel.tokenizerPath ||
+    join(statSync(resolved.dnabert).isDirectory() ? resolved.dnabert : dirname(resolved.dnabert), "tokenizer.json");
   let dnabertTok: BpeTokenizer;
   try {
     dnabertTok = BpeTokenizer.fromFile(tokenizerPath);
   } catch (err) {
-    throw new UserError(`DNABERT-S tokenizer: cannot read ${tokenizerPath}: ${(err as Error).message}`);
+    if (err instanceof UserError) throw err;
+    throw new UserError(`DNABERT-S tokenizer: cannot read ${tokenizerPath} (${(err as Error).message}): give one with --tokenizer FILE`);
   }
   const clsModel = resolved.classifier ? loadClassifier(resolved.classifier) : undefined;
   if (clsModel && clsModel.config.inFeatures !== dnaModel.config.hidden + esmModel.config.hidden)

@@ -37,7 +37,7 @@ export async function workerMain(): Promise<void> {
   const init = initMsg!;
   try {
     const models = loadModels(
-      { esm: init.resolved.esm, dnabert: init.resolved.dnabert, classifier: init.resolved.classifier, tokenizer: "", files: { esm: [], dnabert: [], classifier: [] } },
+      { esm: init.resolved.esm, dnabert: init.resolved.dnabert, classifier: init.resolved.classifier, tokenizer: init.resolved.tokenizer, files: { esm: [], dnabert: [], classifier: [] } },
       { backend: init.device, device: 0 },
       init.precision,
       { threads: init.threads },

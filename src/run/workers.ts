@@ -12,7 +12,7 @@ import { UserError } from "../util/errors.ts";
 
 export interface WorkerInit {
   dir: string;
-  resolved: { esm: string; dnabert: string; classifier?: string };
+  resolved: { esm: string; dnabert: string; tokenizer: string; classifier?: string };
   device: "cpu" | "cuda";
   precision: "fp32" | "fp16" | "fp8";
   threads?: number;
