@@ -9,16 +9,17 @@ import { writeSafetensors } from "./safetensors.ts";
 import { sameBytes, tempDir, values } from "./testing.ts";
 import { torchModule, writeTorch } from "./torch.ts";
 
+const TESTDATA = join(import.meta.dir, "testdata");
 const tmp = tempDir("classifier");
 afterAll(tmp.remove);
 
 describe("loadClassifier", () => {
   test("a VirNucPro-style whole-module pickle written by torch", () => {
-    const m = loadClassifier("src/models/testdata/mlp_module.pth");
+    const m = loadClassifier(`${TESTDATA}/mlp_module.pth`);
     expect(m.config).toEqual({ inFeatures: 16, hidden: 8, nClasses: 2, bnEps: 1e-3 });
     expect([...m.tensors.keys()]).toEqual(classifierExpected(m.config).map((e) => e.name));
     const expected = new Map(
-      readFileSync("src/models/testdata/mlp_module.expect.txt", "utf8")
+      readFileSync(`${TESTDATA}/mlp_module.expect.txt`, "utf8")
         .trim()
         .split("\n")
         .map((l) => {
@@ -42,7 +43,7 @@ describe("loadClassifier", () => {
   });
 
   test("state dicts: .pth with DataParallel's module. prefix, and .safetensors", () => {
-    const ref = loadClassifier("src/models/testdata/mlp_module.pth");
+    const ref = loadClassifier(`${TESTDATA}/mlp_module.pth`);
     const sdPath = join(tmp.path, "sd.pth");
     writeTorch(sdPath, new OrderedDict(new Map([...ref.tensors].map(([k, t]) => [`module.${k}`, t]))));
     const fromPth = loadClassifier(sdPath);
@@ -57,7 +58,7 @@ describe("loadClassifier", () => {
   });
 
   test("DataParallel-wrapped module keeps the pickled eps", () => {
-    const ref = loadClassifier("src/models/testdata/mlp_module.pth");
+    const ref = loadClassifier(`${TESTDATA}/mlp_module.pth`);
     const t = (n: string) => ref.tensors.get(n)!;
     const inner = torchModule("__main__.MLPClassifier", {
       modules: {
@@ -80,7 +81,7 @@ describe("loadClassifier", () => {
     writeSafetensors(other, new Map([["x.weight", fromFloat32(new Float32Array(4), [2, 2])]]));
     expect(() => loadClassifier(other)).toThrow(/not a VirNucPro classifier \(needs hidden_layer\.weight and output_layer\.weight; found x\.weight\)/);
 
-    const ref = loadClassifier("src/models/testdata/mlp_module.pth");
+    const ref = loadClassifier(`${TESTDATA}/mlp_module.pth`);
     const broken = new Map(ref.tensors);
     broken.delete("bn1.running_var");
     broken.set("output_layer.bias", fromFloat32(new Float32Array(3), [3]));

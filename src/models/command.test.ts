@@ -8,6 +8,7 @@ import { detectKind, inspectModel } from "./inspect.ts";
 import { writeSafetensors } from "./safetensors.ts";
 import { tempDir } from "./testing.ts";
 
+const TESTDATA = join(import.meta.dir, "testdata");
 const tmp = tempDir("models-cmd");
 afterAll(tmp.remove);
 
@@ -48,7 +49,7 @@ describe("virnuc models random / inspect", () => {
     expect(d).toMatch(/^encoder\.layer\.1\.mlp\.gated_layers\.weight\s+f16\s+\[512, 128\]$/m);
     expect(d).toContain(`model: DNABERT-S: 2 layers, hidden 128, 2 heads, intermediate 256, vocab 4096, LayerNorm eps 1e-12, tokenizer ${join(dna, "tokenizer.json")}`);
 
-    const c = inspectModel("src/models/testdata/mlp_module.pth");
+    const c = inspectModel(`${TESTDATA}/mlp_module.pth`);
     expect(c).toContain("top level: __main__.MLPClassifier object");
     expect(c).toMatch(/^bn1\.num_batches_tracked\s+i64\s+\[\]$/m);
     expect(c).toContain("model: VirNucPro classifier: 16 -> 8 -> 2, BatchNorm eps 0.001");
@@ -60,7 +61,7 @@ describe("virnuc models random / inspect", () => {
   });
 
   test("inspect says why a recognised but broken model cannot be used", () => {
-    expect(inspectModel("src/models/testdata/fair_esm_tiny.pt")).toContain("model: ESM-2: 2 layers, hidden 8, 2 heads");
+    expect(inspectModel(`${TESTDATA}/fair_esm_tiny.pt`)).toContain("model: ESM-2: 2 layers, hidden 8, 2 heads");
     const broken = join(tmp.path, "broken.safetensors");
     writeSafetensors(broken, new Map([["esm.encoder.layer.0.attention.self.query.weight", fromFloat32(new Float32Array(4), [2, 2])]]));
     expect(inspectModel(broken)).toContain(`model: looks like esm2, but cannot be used: ${broken}: not an ESM-2 checkpoint`);
@@ -82,7 +83,7 @@ describe("virnuc models random / inspect", () => {
   });
 
   test("through the CLI: one-line error, non-zero exit", () => {
-    const r = Bun.spawnSync(["bun", "src/cli.ts", "models", "inspect", join(tmp.path, "missing.pt")]);
+    const r = Bun.spawnSync(["bun", join(import.meta.dir, "../cli.ts"), "models", "inspect", join(tmp.path, "missing.pt")]);
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr.toString().trim()).toBe(`virnuc: error: ${join(tmp.path, "missing.pt")}: no such file or directory`);
   });

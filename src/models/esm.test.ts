@@ -10,6 +10,7 @@ import { readCopy, sameBytes, tempDir, values, writeVariant } from "./testing.ts
 import type { HostTensor } from "./tensor.ts";
 import { TensorView, writeTorch } from "./torch.ts";
 
+const TESTDATA = join(import.meta.dir, "testdata");
 const tmp = tempDir("esm");
 afterAll(tmp.remove);
 
@@ -161,9 +162,9 @@ describe("loadEsm: fair-esm .pt", () => {
   });
 
   test("a file written by torch: fp16 weights, Namespace config", () => {
-    const m = loadEsm("src/models/testdata/fair_esm_tiny.pt");
+    const m = loadEsm(`${TESTDATA}/fair_esm_tiny.pt`);
     expect(m.config).toEqual({ ...TINY, nLayers: 2, hidden: 8, nHeads: 2, intermediate: 32 } as never);
-    const expectLines = readFileSync("src/models/testdata/fair_esm_tiny.expect.txt", "utf8").trim().split("\n");
+    const expectLines = readFileSync(`${TESTDATA}/fair_esm_tiny.expect.txt`, "utf8").trim().split("\n");
     const fairToCanonical = new Map([...m.tensors.keys()].map((k) => [`encoder.sentence_encoder.${fairName(k)}`, k]));
     let checked = 0;
     for (const line of expectLines) {
