@@ -3,9 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fromFloat32, toFloat32 } from "./dtype.ts";
-import { NewObj, PersistentId, PyGlobal, PyObject, Tuple } from "./pickle.ts";
+import { NewObj, OrderedDict, PersistentId, PyGlobal, PyObject, pickle, Reduce, Tuple } from "./pickle.ts";
 import type { HostTensor } from "./tensor.ts";
 import { Parameter, readTorch, readTorchArchive, TensorView, torchModule, writeTorch } from "./torch.ts";
+import { ZipWriter } from "./zip.ts";
 
 const REF = "../shared/fixtures/virnucpro/reference_output";
 const TESTDATA = join(import.meta.dir, "testdata");
@@ -187,6 +188,37 @@ describe("writeTorch -> readTorch", () => {
     const path = join(dir, "z64.pt");
     writeTorch(path, new Map([["x", f32([1, 2, 3])]]), { zip64: true });
     expect(vals((readTorch(path) as Map<string, unknown>).get("x"))).toEqual([1, 2, 3]);
+  });
+});
+
+describe("storage and rebuild variants", () => {
+  test("torch.<dtype> storage types and _rebuild_from_type_v2 (tensor subclasses)", () => {
+    const path = join(dir, "variants.pt");
+    const storage = (dtype: string, key: string, n: number) =>
+      new PersistentId(new Tuple(["storage", new PyGlobal("torch", dtype), key, "cuda:0", n]));
+    const rebuild = new PyGlobal("torch._utils", "_rebuild_tensor_v2");
+    const tensor = (st: PersistentId, shape: number[]) => new Reduce(rebuild, [st, 0, new Tuple(shape), new Tuple([1]), false, new OrderedDict(new Map())]);
+    const value = new Map<string, unknown>([
+      ["half", tensor(storage("float16", "0", 2), [2])],
+      [
+        "sub",
+        new Reduce(new PyGlobal("torch._tensor", "_rebuild_from_type_v2"), [
+          rebuild,
+          new PyGlobal("torch", "Tensor"),
+          new Tuple([storage("float32", "1", 1), 0, new Tuple([1]), new Tuple([1]), false, new OrderedDict(new Map())]),
+          new Map(),
+        ]),
+      ],
+    ]);
+    const zip = new ZipWriter(path);
+    zip.add("variants/data.pkl", pickle(value));
+    zip.add("variants/data/0", new Uint8Array(new Uint16Array([0x3c00, 0xc000]).buffer));
+    zip.add("variants/data/1", new Uint8Array(new Float32Array([2.5]).buffer));
+    zip.close();
+    const v = readTorch(path) as Map<string, HostTensor>;
+    expect(v.get("half")!.dtype).toBe("f16");
+    expect(vals(v.get("half"))).toEqual([1, -2]);
+    expect(vals(v.get("sub"))).toEqual([2.5]);
   });
 });
 
