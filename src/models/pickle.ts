@@ -97,8 +97,6 @@ function bytesFrom(v: unknown): Uint8Array {
   throw new Error("cannot make bytes");
 }
 
-const MARK = Symbol("mark");
-
 /** Run a pickle (protocols 0-5, the opcodes torch and numpy-free checkpoints use) and return its value. */
 export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
