@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One call on the GPU machine: unpack Bun and the runtime npm packages carried in .device/,
+# build libvirnuc (CUDA), run the golden tests on the CUDA backend, then the engine benchmark
+# (with the peers) and the end-to-end benchmark. Results land in $OUT.
+#   carry: [".device/bun.xz", ".device/nm.tar.xz"]
+#   command: bash scripts/device/run-bench.sh
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/virnuc-out}
+mkdir -p "$OUT/results"
+T=$(mktemp -d)
+xz -dc .device/bun.xz > "$T/bun" && chmod +x "$T/bun" && export PATH="$T:$PATH"
+[ -d node_modules/apache-arrow ] || tar -xJf .device/nm.tar.xz
+bun --version
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,memory.total --format=csv | tee "$OUT/gpu.txt"
+VIRNUC_CUDA_ARCH=${VIRNUC_CUDA_ARCH:-90} bun scripts/build-native.ts 2>&1 | tail -5 || exit 1
+export VIRNUC_LIB="$PWD/build/libvirnuc.so"
+if [ "${SKIP_GOLDEN:-0}" != 1 ]; then
+  VIRNUC_TEST_BACKEND=cuda timeout 300 bun test test/golden.test.ts 2>&1 | tail -25 | tee "$OUT/golden.txt"
+fi
+if [ "${SKIP_ENGINE:-0}" != 1 ]; then
+  timeout ${ENGINE_TIMEOUT:-330} bun bench/index.ts engine --peers --reads "${READS:-3000}" --repeats "${REPEATS:-3}" \
+    --budgets "${BUDGETS:-8192,16384,32768,65536}" --out "$OUT/results" 2>&1 | tee "$OUT/engine.txt"
+fi
+if [ "${SKIP_E2E:-0}" != 1 ]; then
+  timeout ${E2E_TIMEOUT:-200} bun bench/index.ts e2e --reads "${E2E_READS:-200000}" --out "$OUT/results" ${E2E_ARGS:-} 2>&1 | tee "$OUT/e2e.txt"
+fi
+ls -la "$OUT/results"
