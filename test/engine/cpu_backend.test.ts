@@ -36,7 +36,7 @@ describe("ESM-2", () => {
     protein(next, 1),
     protein(next, 23),
     [0, 5, 32, 7, 32, 9, 10, 2], // two <mask> tokens: token-dropout ratio 2/8
-    protein(next, 40),
+    protein(next, 70), // the batch spans more than one GEMM row block
   ];
   const h = engine.loadEncoder(m.config, m.tensors, "fp32");
 
@@ -72,8 +72,8 @@ describe("ESM-2", () => {
     }
   });
 
-  test("other shapes: head dim not a multiple of the vector width, 3 layers", () => {
-    const odd = tinyEsm(3, { hidden: 40, nHeads: 2, intermediate: 72, nLayers: 3 });
+  test("other shapes: head dim not a multiple of the vector width, FFN wider than a GEMM K block, 3 layers", () => {
+    const odd = tinyEsm(3, { hidden: 40, nHeads: 2, intermediate: 300, nLayers: 3 });
     const ho = engine.loadEncoder(odd.config, odd.tensors, "fp32");
     try {
       const s = [protein(rng(1), 17), protein(rng(2), 6)];

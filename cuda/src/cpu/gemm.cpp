@@ -12,7 +12,7 @@ namespace vn::cpu {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int kMR = 8;  // 16 accumulators + 2 B vectors + 1 broadcast of 32 registers
+constexpr int kMR = 12;  // 24 accumulators + 2 B vectors + 1 broadcast of 32 registers
 #elif defined(__AVX2__)
 constexpr int kMR = 6;  // 12 accumulators of 16 registers
 #else
