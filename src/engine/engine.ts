@@ -65,7 +65,7 @@ export class HostBuffer {
   private view: ArrayBuffer | null;
   private freed = false;
   private freeWhenIdle = false;
-  /** Pending tickets that read or write this buffer. */
+  /** @internal Pending tickets that read or write this buffer. */
   pending = 0;
 
   constructor(

@@ -1,9 +1,27 @@
 #include "cpu/thread_pool.h"
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace vn::cpu {
 
+namespace {
+// Cores this process may run on (a container's or batch job's cpuset), else all of them.
+int available_cores() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+#endif
+  return static_cast<int>(std::thread::hardware_concurrency());
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (n_threads <= 0) n_threads = available_cores();
   if (n_threads <= 0) n_threads = 1;
   for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this] { work_loop(); });
 }

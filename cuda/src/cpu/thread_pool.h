@@ -13,7 +13,7 @@ namespace vn::cpu {
 
 class ThreadPool {
  public:
-  // n_threads counts the caller; 0 = std::thread::hardware_concurrency().
+  // n_threads counts the caller; 0 = every core this process may use (its CPU affinity).
   explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
