@@ -97,6 +97,29 @@ describe("predict", () => {
     expect(outputsOf(b)).toEqual(outputsOf(a));
   });
 
+  test("gzip input gives the same outputs; --log-json writes one telemetry line per part", () => {
+    const dir = tempDir("gz");
+    const plain = join(dir, "r.fa");
+    syntheticFasta(plain, 120, 150, 4);
+    const gz = join(dir, "r.fa.data"); // detected by magic bytes, not by name
+    writeFileSync(gz, Bun.gzipSync(readFileSync(plain)));
+    const a = tempDir("gza");
+    const b = tempDir("gzb");
+    const log = join(dir, "log.jsonl");
+    expect(runCli(["predict", plain, "-o", a, "--chunk-size", "300", "--no-progress", "--window-reads", "50", ...modelArgs()]).code).toBe(0);
+    expect(runCli(["predict", gz, "-o", b, "--chunk-size", "300", "--no-progress", "--window-reads", "50", "--log-json", log, ...modelArgs()]).code).toBe(0);
+    expect(outputsOf(b)).toEqual(outputsOf(a));
+    const lines = readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.part)).toEqual([0, 1, 2]);
+    expect(lines.reduce((n, l) => n + l.reads, 0)).toBe(120);
+    for (const l of lines) {
+      expect(l.esm_tokens).toBeGreaterThan(0);
+      expect(l.esm_packing_efficiency).toBeGreaterThan(0);
+      expect(typeof l.device_wait_for_host_s).toBe("number");
+      expect(typeof l.tokens_per_s).toBe("number");
+    }
+  });
+
   test("embed writes the features only", () => {
     const d = tempDir("embed");
     const r = runCli(["embed", join(FIX, "test_with_orfs.fa"), "-o", d, "--no-progress", "--embeddings-dtype", "float16", ...modelArgs().filter((a, i, all) => a !== "--classifier" && all[i - 1] !== "--classifier")]);
