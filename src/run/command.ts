@@ -128,6 +128,11 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   };
   const store = new PartStore(dir);
   store.open(state, { resume: !!opts.resume, force: !!opts.force });
+  // Ctrl-C: finished parts are already on disk; say how to continue.
+  process.once("SIGINT", () => {
+    console.error(`\nvirnuc: interrupted; finished parts are kept in ${dir}: rerun the same command with --resume to continue`);
+    process.exit(130);
+  });
 
   // Resume: finished parts that validate are skipped; the rest are redone.
   const done = new Map<number, PartEntry>();
