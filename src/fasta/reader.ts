@@ -76,10 +76,12 @@ async function* gzipChunks(path: string): AsyncGenerator<Uint8Array> {
   try {
     for await (const c of gunzip) yield c as Uint8Array;
   } catch (err) {
-    const msg = (err as Error).message;
-    throw new UserError(`${path}: corrupt or truncated gzip input (${msg})`);
+    throw new GzipError((err as Error).message);
   }
 }
+
+/** A decompression failure; readFasta names the file and the line it had reached. */
+class GzipError extends Error {}
 
 /** A growable byte buffer for one record's sequence. */
 class SeqBuffer {
@@ -162,73 +164,79 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
       header = id;
     };
 
-    for await (const chunk of chunks) {
-      let i = 0;
-      const n = chunk.length;
-      while (i < n) {
-        if (inHeader) {
+    try {
+      for await (const chunk of chunks) {
+        let i = 0;
+        const n = chunk.length;
+        while (i < n) {
+          if (inHeader) {
+            const nl = chunk.indexOf(NL, i);
+            const end = nl < 0 ? n : nl;
+            const piece = chunk.subarray(i, end);
+            if (partial) {
+              const merged = new Uint8Array(partial.length + piece.length);
+              merged.set(partial);
+              merged.set(piece, partial.length);
+              partial = merged;
+            } else partial = piece.slice();
+            if (partial.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
+            if (nl < 0) {
+              i = n;
+              break;
+            }
+            startHeader(partial);
+            partial = null;
+            inHeader = false;
+            atLineStart = true;
+            line++;
+            i = nl + 1;
+            continue;
+          }
+          if (atLineStart && chunk[i] === GT) {
+            const rec = finish();
+            if (rec) yield rec;
+            inHeader = true;
+            headerLine = line;
+            headerOffset = gz ? -1 : pos + i;
+            sawText = true;
+            continue;
+          }
+          // Sequence bytes up to the end of the line.
           const nl = chunk.indexOf(NL, i);
           const end = nl < 0 ? n : nl;
-          const piece = chunk.subarray(i, end);
-          if (partial) {
-            const merged = new Uint8Array(partial.length + piece.length);
-            merged.set(partial);
-            merged.set(piece, partial.length);
-            partial = merged;
-          } else partial = piece.slice();
-          if (partial.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
-          if (nl < 0) {
-            i = n;
-            break;
+          let runStart = i;
+          for (let j = i; j < end; j++) {
+            const c = CLASS[chunk[j]];
+            if (c === 0) continue;
+            if (c === 2)
+              throw new UserError(
+                `${path}:${line}: binary data (byte 0x${chunk[j].toString(16).padStart(2, "0")}) in the input: not a plain or gzip FASTA file`,
+              );
+            if (j > runStart) {
+              if (header === null) throw new UserError(`${path}:${line}: text before the first '>' header: not a FASTA file`);
+              seq.push(chunk, runStart, j);
+            }
+            runStart = j + 1;
           }
-          startHeader(partial);
-          partial = null;
-          inHeader = false;
-          atLineStart = true;
-          line++;
-          i = nl + 1;
-          continue;
-        }
-        if (atLineStart && chunk[i] === GT) {
-          const rec = finish();
-          if (rec) yield rec;
-          inHeader = true;
-          headerLine = line;
-          headerOffset = gz ? -1 : pos + i;
-          sawText = true;
-          continue;
-        }
-        // Sequence bytes up to the end of the line.
-        const nl = chunk.indexOf(NL, i);
-        const end = nl < 0 ? n : nl;
-        let runStart = i;
-        for (let j = i; j < end; j++) {
-          const c = CLASS[chunk[j]];
-          if (c === 0) continue;
-          if (c === 2)
-            throw new UserError(
-              `${path}:${line}: binary data (byte 0x${chunk[j].toString(16).padStart(2, "0")}) in the input: not a plain or gzip FASTA file`,
-            );
-          if (j > runStart) {
+          if (end > runStart) {
             if (header === null) throw new UserError(`${path}:${line}: text before the first '>' header: not a FASTA file`);
-            seq.push(chunk, runStart, j);
+            seq.push(chunk, runStart, end);
           }
-          runStart = j + 1;
+          if (nl < 0) {
+            atLineStart = false;
+            i = n;
+          } else {
+            atLineStart = true;
+            line++;
+            i = nl + 1;
+          }
         }
-        if (end > runStart) {
-          if (header === null) throw new UserError(`${path}:${line}: text before the first '>' header: not a FASTA file`);
-          seq.push(chunk, runStart, end);
-        }
-        if (nl < 0) {
-          atLineStart = false;
-          i = n;
-        } else {
-          atLineStart = true;
-          line++;
-          i = nl + 1;
-        }
+        pos += n;
       }
-      pos += n;
+    } catch (err) {
+      if (err instanceof GzipError)
+        throw new UserError(`${path}:${line}: corrupt or truncated gzip input (${err.message}); re-download or re-compress the file`);
+      throw err;
     }
     if (inHeader && partial) {
       startHeader(partial);

@@ -1,0 +1,225 @@
+import { describe, expect, test, afterAll } from "bun:test";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { gzipSync } from "node:zlib";
+import { readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
+import { UserError } from "../util/errors.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "virnuc-fasta-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function file(content: string | Uint8Array, name = `in${n++}.fa`): string {
+  const p = join(dir, name);
+  writeFileSync(p, content);
+  return p;
+}
+
+async function read(paths: string[], opts: ReadOptions = {}) {
+  const warnings: string[] = [];
+  const recs: (Omit<FastaRecord, "seq"> & { seq: string })[] = [];
+  for await (const r of readFasta(paths, { onWarning: (m) => warnings.push(m), ...opts }))
+    recs.push({ ...r, seq: new TextDecoder().decode(r.seq) });
+  return { recs, warnings };
+}
+
+async function failure(paths: string[]): Promise<string> {
+  try {
+    await read(paths);
+  } catch (err) {
+    expect(err).toBeInstanceOf(UserError);
+    return (err as Error).message;
+  }
+  throw new Error("expected a UserError");
+}
+
+describe("readFasta: records", () => {
+  test("ids, descriptions, multi-line sequences, case kept, lines and offsets", async () => {
+    const text = ">r1 some description\nACGT\nacgtN\n>r2\tx\nGG\n\n>r3\nTTT";
+    const p = file(text);
+    const { recs, warnings } = await read([p]);
+    expect(warnings).toEqual([]);
+    expect(recs.map((r) => [r.id, r.seq, r.line, r.offset, r.index, r.file])).toEqual([
+      ["r1", "ACGTacgtN", 1, 0, 0, p],
+      ["r2", "GG", 4, text.indexOf(">r2"), 1, p],
+      ["r3", "TTT", 7, text.indexOf(">r3"), 2, p],
+    ]);
+  });
+
+  test("CRLF line ends, blank lines, inner spaces and tabs are dropped silently", async () => {
+    const p = file("\r\n\n>a desc\r\nAC GT\r\n\tTT\r\n\r\n>b\r\nG\r\n");
+    const { recs, warnings } = await read([p]);
+    expect(warnings).toEqual([]);
+    expect(recs.map((r) => [r.id, r.seq, r.line])).toEqual([
+      ["a", "ACGTTT", 3],
+      ["b", "G", 7],
+    ]);
+  });
+
+  test("an empty record is skipped with a warning naming file and line; indices stay dense", async () => {
+    const p = file(">a\nAC\n>empty desc\n\n>c\nGG\n");
+    const { recs, warnings } = await read([p]);
+    expect(recs.map((r) => [r.id, r.index])).toEqual([
+      ["a", 0],
+      ["c", 1],
+    ]);
+    expect(warnings.length).toBe(1);
+    expect(warnings[0]).toContain(`${p}:3`);
+    expect(warnings[0]).toContain("empty");
+  });
+
+  test("several files are one stream, in order; duplicate ids are kept", async () => {
+    const a = file(">x\nAAA\n>y\nCCC\n");
+    const b = file(">x\nGGG\n");
+    const { recs } = await read([a, b]);
+    expect(recs.map((r) => [r.id, r.seq, r.index, r.file, r.line])).toEqual([
+      ["x", "AAA", 0, a, 1],
+      ["y", "CCC", 1, a, 3],
+      ["x", "GGG", 2, b, 1],
+    ]);
+  });
+
+  test("gzip is detected by magic bytes whatever the name; multi-member gzip; offset -1", async () => {
+    const gz = new Uint8Array([...gzipSync(">a d\nAC\nGT\n"), ...gzipSync(">b\nTT\n")]);
+    const p = file(gz, "looks-plain.fa");
+    const plain = file(">c\nGG\n", "looks-gzipped.fa.gz");
+    const { recs } = await read([p, plain]);
+    expect(recs.map((r) => [r.id, r.seq, r.line, r.offset, r.index])).toEqual([
+      ["a", "ACGT", 1, -1, 0],
+      ["b", "TT", 4, -1, 1],
+      ["c", "GG", 1, 0, 2],
+    ]);
+  });
+
+  test("records that straddle the 1 MiB read chunk (long header, long sequence)", async () => {
+    const longSeq = "ACGT".repeat(400_000); // 1.6 Mbp on one line, across the 1st/2nd chunk
+    const longHeader = "h".repeat(900_000); // crosses the 2nd/3rd chunk boundary
+    const text = `>first\n${longSeq}\n>second ${longHeader}\nAC\n>third\nGT\n`;
+    const p = file(text);
+    const { recs } = await read([p]);
+    expect(recs.map((r) => [r.id, r.seq.length, r.line, r.offset])).toEqual([
+      ["first", longSeq.length, 1, 0],
+      ["second", 2, 3, text.indexOf(">second")],
+      ["third", 2, 5, text.indexOf(">third")],
+    ]);
+    expect(recs[0].seq).toBe(longSeq);
+    const z = await read([file(gzipSync(text), "long.gz")]);
+    expect(z.recs.map((r) => [r.id, r.seq.length])).toEqual([
+      ["first", longSeq.length],
+      ["second", 2],
+      ["third", 2],
+    ]);
+  });
+
+  test("start: a worker begins at a known record offset and keeps global indices", async () => {
+    const a = file(">a\nAA\n>b\nCC\n");
+    const b = file(">c\nGG\n>d\nTT\n>e\nNN\n");
+    const all = (await read([a, b])).recs;
+    const d = all.find((r) => r.id === "d")!;
+    const { recs } = await read([a, b], { start: { fileIndex: 1, offset: d.offset, index: d.index } });
+    expect(recs.map((r) => [r.id, r.index, r.offset])).toEqual([
+      ["d", 3, d.offset],
+      ["e", 4, all[4].offset],
+    ]);
+  });
+});
+
+describe("readFasta: errors name the file and line", () => {
+  test("text before the first header", async () => {
+    const p = file("\nACGT\n>a\nAC\n");
+    const msg = await failure([p]);
+    expect(msg).toContain(`${p}:2`);
+    expect(msg).toContain("before the first '>'");
+  });
+
+  test("NUL / binary bytes in the sequence", async () => {
+    const p = file(new Uint8Array([...new TextEncoder().encode(">a\nAC\nGG"), 0, 0x41, 0x0a]));
+    const msg = await failure([p]);
+    expect(msg).toContain(`${p}:3`);
+    expect(msg).toContain("binary");
+  });
+
+  test("NUL in a header", async () => {
+    const p = file(new Uint8Array([...new TextEncoder().encode(">a\nAC\n>b"), 0, 0x0a, 0x41, 0x0a]));
+    const msg = await failure([p]);
+    expect(msg).toContain(`${p}:3`);
+    expect(msg).toContain("NUL");
+  });
+
+  test("a header with no id", async () => {
+    const p = file(">a\nAC\n>\nGG\n");
+    const msg = await failure([p]);
+    expect(msg).toContain(`${p}:3`);
+    expect(msg).toContain("without an id");
+    const q = file(">a\nAC\n>   \nGG\n");
+    expect(await failure([q])).toContain(`${q}:3`);
+  });
+
+  test("an empty file is an error; the files before it are still read", async () => {
+    const ok = file(">a\nAC\n");
+    const empty = file("");
+    const seen: string[] = [];
+    let msg = "";
+    try {
+      for await (const r of readFasta([ok, empty])) seen.push(r.id);
+    } catch (err) {
+      expect(err).toBeInstanceOf(UserError);
+      msg = (err as Error).message;
+    }
+    expect(seen).toEqual(["a"]);
+    expect(msg).toContain(`no FASTA records in ${empty}`);
+  });
+
+  test("truncated gzip", async () => {
+    const whole = gzipSync(">a\n" + "ACGTACGTTG\n".repeat(5000));
+    const p = file(whole.subarray(0, whole.length >> 1), "trunc.fa.gz");
+    const msg = await failure([p]);
+    expect(msg).toMatch(new RegExp(`^${p.replace(/[.]/g, "\\.")}:\\d+: corrupt or truncated gzip`));
+  });
+
+  test("corrupt gzip (damaged deflate data)", async () => {
+    const whole = new Uint8Array(gzipSync(">a\n" + "ACGTACGTTGCA\n".repeat(2000)));
+    for (let i = 20; i < 60; i++) whole[i] ^= 0x5a;
+    const p = file(whole, "corrupt.gz");
+    const msg = await failure([p]);
+    expect(msg).toContain(p);
+    expect(msg).toContain("gzip");
+  });
+
+  test("a missing file and a directory", async () => {
+    expect(await failure([join(dir, "nope.fa")])).toContain("nope.fa");
+    expect(await failure([dir])).toContain("directory");
+  });
+});
+
+describe("readFasta: bounded memory", () => {
+  test("a 200 Mbp single record streams with RSS under 600 MB", async () => {
+    const p = join(dir, "chromosome.fa");
+    const fd = openSync(p, "w");
+    writeSync(fd, ">chr1 a long one\n");
+    // 80-column lines of a repeating pattern, written 1 MiB-ish at a time.
+    const line = "ACGTTGCAAC".repeat(8) + "\n";
+    const block = Buffer.from(line.repeat(12_800)); // 1.024 Mbp per block
+    const blocks = 200_000_000 / 1_024_000;
+    for (let i = 0; i < Math.ceil(blocks); i++) writeSync(fd, block);
+    writeSync(fd, ">tail\nACGT\n");
+    closeSync(fd);
+    Bun.gc(true);
+    let peak = process.memoryUsage().rss;
+    const seen: [string, number][] = [];
+    let sample = "";
+    for await (const r of readFasta([p])) {
+      peak = Math.max(peak, process.memoryUsage().rss);
+      seen.push([r.id, r.seq.length]);
+      if (r.id === "chr1") sample = new TextDecoder().decode(r.seq.subarray(r.seq.length - 80));
+    }
+    rmSync(p);
+    expect(seen).toEqual([
+      ["chr1", Math.ceil(blocks) * 1_024_000],
+      ["tail", 4],
+    ]);
+    expect(sample).toBe("ACGTTGCAAC".repeat(8));
+    expect(peak).toBeLessThan(600 * 1024 * 1024);
+  }, 60_000);
+});
