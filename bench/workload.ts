@@ -142,7 +142,7 @@ export async function writeSyntheticFasta(path: string, n: number, lengthBp: num
         continue;
       }
       buf[len++] = 0x3e;
-      len += buf.latin1Write(r.id, len);
+      len += buf.write(r.id, len, "latin1");
       buf[len++] = 0x0a;
       buf.set(r.seq, len);
       len += r.seq.length;
