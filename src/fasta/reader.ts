@@ -173,18 +173,20 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
             const nl = chunk.indexOf(NL, i);
             const end = nl < 0 ? n : nl;
             const piece = chunk.subarray(i, end);
-            if (partial) {
-              const merged = new Uint8Array(partial.length + piece.length);
-              merged.set(partial);
-              merged.set(piece, partial.length);
-              partial = merged;
-            } else partial = piece.slice();
-            if (partial.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
+            let headerBytes: Uint8Array;
+            if (partial !== null) {
+              const prev: Uint8Array = partial;
+              headerBytes = new Uint8Array(prev.length + piece.length);
+              headerBytes.set(prev);
+              headerBytes.set(piece, prev.length);
+            } else headerBytes = nl < 0 ? piece.slice() : piece;
+            if (headerBytes.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
             if (nl < 0) {
+              partial = headerBytes;
               i = n;
               break;
             }
-            startHeader(partial);
+            startHeader(headerBytes);
             partial = null;
             inHeader = false;
             atLineStart = true;
