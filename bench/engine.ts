@@ -77,7 +77,7 @@ export async function ensureRandomModels(work: string, tokenizer?: string) {
   }
   if (!existsSync(join(dna, "config.json"))) {
     console.error(`bench: writing random DNABERT-S weights to ${dna} ...`);
-    writeRandomModel("dnabert-s", 1, dna, tokenizer ? { tokenizer } as never : undefined);
+    writeRandomModel("dnabert-s", 1, dna, tokenizer ? { tokenizer } : {});
   }
   return { esm, dna };
 }
@@ -131,8 +131,8 @@ export async function engineBench(args: string[]) {
     writeFileSync(nf, wl.nucleotides.join("\n") + "\n");
     peerInputs.push({ length: L, proteins: pf, nucleotides: nf });
     const runs: [string, typeof esm, Int32Array[], number[], typeof esmModel.config][] = [
-      ["esm2_3B", esm, wl.esm, budgets, esmModel.config],
-      ["dnabert_s", dna, wl.dnabert, o["dnabert-budgets"]!.split(",").map(Number), dnaModel.config],
+      ["esm2", esm, wl.esm, budgets, esmModel.config],
+      ["dnabert", dna, wl.dnabert, o["dnabert-budgets"]!.split(",").map(Number), dnaModel.config],
     ];
     for (const [name, handle, seqs, bs, cfg] of runs) {
       const tokens = seqs.reduce((a, s) => a + s.length, 0);
@@ -153,6 +153,7 @@ export async function engineBench(args: string[]) {
         const t = median(times);
         const row = {
           model: name,
+          config: `${cfg.nLayers} layers, hidden ${cfg.hidden}`,
           read_length: L,
           token_budget: budget,
           sequences: seqs.length,
@@ -193,9 +194,9 @@ export async function engineBench(args: string[]) {
   const stamp = result.date.slice(0, 19).replace(/[:T]/g, "-");
   const jsonPath = join(o.out!, `engine-${stamp}.json`);
   writeFileSync(jsonPath, JSON.stringify(result, null, 2) + "\n");
-  const esmRows = ours.filter((r) => r.model === "esm2_3B");
+  const esmRows = ours.filter((r) => r.model === "esm2");
   const series = lengths.map((L) => ({
-    name: `virnuc ESM-2 3B, ${L} bp reads`,
+    name: `virnuc ESM-2 (${esmModel.config.nLayers}L, ${esmModel.config.hidden}), ${L} bp reads`,
     points: esmRows.filter((r) => r.read_length === L).map((r) => [r.token_budget as number, (r.tokens_per_s as number) / 1e3] as [number, number]),
   }));
   const refLines: { name: string; y: number }[] = [];
@@ -203,7 +204,7 @@ export async function engineBench(args: string[]) {
   for (const p of pe?.esm ?? []) refLines.push({ name: `HF EsmModel FP16 SDPA, ${p.read_length} bp`, y: p.tokens_per_s / 1e3 });
   writeFileSync(
     join(o.out!, `engine-${stamp}.svg`),
-    svgLinePlot({ title: `ESM-2 3B embedding throughput (${result.machine.gpu ?? "?"})`, xLabel: "token budget", yLabel: "k tokens/s", series, refLines, logX: true }),
+    svgLinePlot({ title: `ESM-2 embedding throughput (${result.machine.gpu ?? "?"})`, xLabel: "token budget", yLabel: "k tokens/s", series, refLines, logX: true }),
   );
   console.log(
     table(
