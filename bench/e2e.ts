@@ -47,7 +47,10 @@ export async function e2eBench(args: string[]) {
   let classifier = o.classifier;
   if (!classifier) {
     const dir = join(work, `classifier-${dnaCfg.hidden + esmCfg.hidden}`);
-    if (!existsSync(join(dir, "model.pth"))) writeRandomModel("classifier", 1, dir);
+    const F = dnaCfg.hidden + esmCfg.hidden;
+    const arch = F === 3328 ? "classifier" : F === 256 ? "tiny-classifier" : null;
+    if (!arch) throw new Error(`no random classifier architecture takes ${F} features: pass --classifier`);
+    if (!existsSync(join(dir, "model.pth"))) writeRandomModel(arch, 1, dir);
     classifier = join(dir, "model.pth");
   }
   const reads = Number(o.reads);
