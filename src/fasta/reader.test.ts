@@ -1,5 +1,5 @@
 import { describe, expect, test, afterAll } from "bun:test";
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
@@ -221,5 +221,59 @@ describe("readFasta: bounded memory", () => {
     ]);
     expect(sample).toBe("ACGTTGCAAC".repeat(8));
     expect(peak).toBeLessThan(600 * 1024 * 1024);
+    // The process-lifetime peak also catches a transient one (e.g. old and grown buffer side by side).
+    expect(process.resourceUsage().maxRSS * 1024).toBeLessThan(600 * 1024 * 1024);
   }, 60_000);
+});
+
+describe("readFasta: ids, sharding starts, early stops", () => {
+  test("the id is cut at Python's whitespace on the header bytes; UTF-8 ids round-trip", async () => {
+    // 'à' is C3 A0 in UTF-8: A0 alone is not a separator; U+00A0 (C2 A0) and U+3000 are.
+    const enc = new TextEncoder();
+    const p = file(enc.encode(">réadà_1 x\nAC\n>a\u00a0b\nGG\n>\t c\u3000d\nTT\n>e\x1ff\nCC\n"));
+    const { recs } = await read([p]);
+    const bytes = recs.map((r) => Buffer.from(r.id, "latin1").toString("utf8"));
+    expect(bytes).toEqual(["réadà_1", "a", "c", "e"]);
+  });
+
+  test("start: the line of the header is used in messages when given", async () => {
+    const a = file(">a\nAA\n>b\nC\0C\n");
+    let msg = "";
+    try {
+      for await (const _ of readFasta([a], { start: { fileIndex: 0, offset: 6, index: 1, line: 3 } }));
+    } catch (err) {
+      msg = (err as Error).message;
+    }
+    expect(msg).toContain(`${a}:4: binary data`);
+  });
+
+  test("start: an offset that is not a header start, or inside gzip input, is refused", async () => {
+    const p = file(">a\nAAAA\n>b\nCC\n");
+    const bad = async (offset: number, path = p) => {
+      try {
+        for await (const _ of readFasta([path], { start: { fileIndex: 0, offset, index: 0 } }));
+      } catch (err) {
+        expect(err).toBeInstanceOf(UserError);
+        return (err as Error).message;
+      }
+      throw new Error("expected a UserError");
+    };
+    expect(await bad(4)).toContain("not the start of a '>' header line");
+    expect(await bad(1000)).toContain("outside the file");
+    expect(await bad(3, file(gzipSync(">a\nAC\n>b\nGG\n"), "s.gz"))).toContain("gzip");
+    expect((await read([p], { start: { fileIndex: 0, offset: 8, index: 5 } })).recs.map((r) => [r.id, r.index])).toEqual([["b", 5]]);
+  });
+
+  test("a consumer that stops early leaves no file open (plain and gzip)", async () => {
+    const text = Array.from({ length: 20_000 }, (_, i) => `>r${i}\n${"ACGT".repeat(40)}\n`).join("");
+    const plain = file(text);
+    const gz = file(gzipSync(text), "early.gz");
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    for (let k = 0; k < 10; k++)
+      for (const p of [plain, gz])
+        for await (const r of readFasta([p])) if (r.index > 3) break;
+    await Bun.sleep(50);
+    expect(fds()).toBeLessThanOrEqual(before);
+  });
 });
