@@ -1,0 +1,151 @@
+// ESM-2 on the GPU (models.md): token-dropout embeddings, pre-LN layers (fused QKV GEMM, rotary
+// attention, output GEMM adding into the FP32 residual stream, erf-GELU FFN), final LayerNorm,
+// mean over residues 1..min(max_pool, p). FP16 weights and GEMM inputs, FP32 residual stream.
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/kernels.h"
+#include "cuda/model.h"
+
+namespace vn::cuda {
+
+namespace {
+
+struct EsmLayer {
+  float *ln_attn_w, *ln_attn_b;  // (H)
+  __half* w_qkv;                 // (3H, H): query, key, value rows
+  __half* b_qkv;                 // (3H)
+  float* inv_freq;               // (head_dim / 2)
+  __half* w_out;                 // (H, H)
+  float* b_out;                  // (H), fp32: its GEMM writes the fp32 residual stream
+  float *ln_ffn_w, *ln_ffn_b;    // (H)
+  __half* w_fc1;                 // (I, H)
+  __half* b_fc1;                 // (I)
+  __half* w_fc2;                 // (H, I)
+  float* b_fc2;                  // (H)
+};
+
+class Esm2 : public CudaModel {
+ public:
+  using CudaModel::CudaModel;
+
+  float* word = nullptr;  // (vocab, H) fp32
+  std::vector<EsmLayer> layers;
+  float *ln_final_w = nullptr, *ln_final_b = nullptr;
+  const GemmPlan *qkv = nullptr, *out = nullptr, *fc1 = nullptr, *fc2 = nullptr;
+
+  int64_t pooled_rows(int64_t n_tokens) const override {
+    const int64_t p = n_tokens - 2;
+    return cfg.max_pool_positions > 0 ? std::min<int64_t>(p, cfg.max_pool_positions) : p;
+  }
+
+  size_t workspace_bytes(int64_t T, int64_t) const override {
+    const int64_t H = cfg.hidden, I = cfg.intermediate;
+    return carve_bytes<float>(T * H) + 2 * carve_bytes<__half>(T * H) + carve_bytes<__half>(T * 3 * H) +
+           carve_bytes<__half>(T * I);
+  }
+
+  vn_status embed(const Exec& ex, const EmbedBatch& b, void* workspace) override {
+    const int64_t T = b.T, H = cfg.hidden, I = cfg.intermediate;
+    const int hd = cfg.hidden / cfg.n_heads;
+    Carver carve(workspace, workspace_bytes(T, b.n_seqs));
+    float* x = carve.take<float>(T * H);         // residual stream
+    __half* h = carve.take<__half>(T * H);       // LayerNorm output, GEMM input
+    __half* qkv_buf = carve.take<__half>(T * 3 * H);
+    __half* ctx = carve.take<__half>(T * H);     // attention context
+    __half* ffn = carve.take<__half>(T * I);
+    cudaStream_t s = ex.stream;
+
+    ex.mark("embed");
+    VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
+                "ESM-2 embeddings");
+    AttnParams ap{};
+    ap.qkv = qkv_buf;
+    ap.ld_qkv = 3 * H;
+    ap.out = ctx;
+    ap.ld_out = H;
+    ap.hidden = cfg.hidden;
+    ap.n_heads = cfg.n_heads;
+    ap.head_dim = hd;
+    ap.cu = b.cu;
+    ap.n_seqs = b.n_seqs;
+    ap.tiles = b.tiles;
+    ap.n_tiles = b.n_tiles;
+    ap.max_len = b.max_len;
+    ap.total_tokens = T;
+    ap.q_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    ap.score_scale = 1.0f;
+    ap.alibi = nullptr;
+    ap.force_naive = ex.naive_attention;
+    const GemmContext& g = *ex.gemm;
+    for (const EsmLayer& L : layers) {
+      ex.mark("layernorm");
+      VN_CUDA_TRY(layernorm(x, nullptr, h, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, s), "LayerNorm");
+      ex.mark("gemm_qkv");
+      VN_TRY(qkv->run(g, h, H, L.w_qkv, L.b_qkv, qkv_buf, 3 * H, T, s));
+      ex.mark("attention");
+      ap.inv_freq = L.inv_freq;
+      VN_CUDA_TRY(attention(ap, s), "attention");
+      ex.mark("gemm_out");
+      VN_TRY(out->run(g, ctx, H, L.w_out, L.b_out, x, H, T, s));
+      ex.mark("layernorm");
+      VN_CUDA_TRY(layernorm(x, nullptr, h, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, s), "LayerNorm");
+      ex.mark("gemm_fc1");
+      VN_TRY(fc1->run(g, h, H, L.w_fc1, L.b_fc1, ffn, I, T, s));
+      ex.mark("gelu");
+      VN_CUDA_TRY(gelu_inplace(ffn, T * I, s), "GELU");
+      ex.mark("gemm_fc2");
+      VN_TRY(fc2->run(g, ffn, I, L.w_fc2, L.b_fc2, x, H, T, s));
+    }
+    ex.mark("final");
+    VN_CUDA_TRY(layernorm(x, x, nullptr, ln_final_w, ln_final_b, T, cfg.hidden, cfg.ln_eps, s), "final LayerNorm");
+    VN_CUDA_TRY(mean_pool(x, cfg.hidden, b.cu, b.n_seqs, 1, 1, cfg.max_pool_positions, b.out, b.bad_row, s),
+                "pooling");
+    return VN_OK;
+  }
+};
+
+}  // namespace
+
+vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
+                    const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out) {
+  const int64_t H = cfg.hidden, I = cfg.intermediate, V = cfg.vocab, hd = cfg.hidden / cfg.n_heads;
+  if (H > kMaxLayerNormHidden)
+    return fail(VN_ERR_UNSUPPORTED, "ESM-2 hidden size " + std::to_string(H) + " is above the CUDA backend's " +
+                                        std::to_string(kMaxLayerNormHidden));
+  auto m = std::make_unique<Esm2>(cfg, engine);
+  m->qkv = plans.get(gemm, {3 * H, H, GemmIn::kF16, GemmOut::kF16, true});
+  if (m->qkv) m->out = plans.get(gemm, {H, H, GemmIn::kF16, GemmOut::kF32Accumulate, true});
+  if (m->out) m->fc1 = plans.get(gemm, {I, H, GemmIn::kF16, GemmOut::kF16, true});
+  if (m->fc1) m->fc2 = plans.get(gemm, {H, I, GemmIn::kF16, GemmOut::kF32Accumulate, true});
+  if (!m->fc2) return VN_ERR_UNSUPPORTED;  // the plan set the message
+
+  WeightLoader w(ws, m.get(), stream);
+  m->word = w.f32("embeddings.word_embeddings.weight", {V, H});
+  m->layers.resize(static_cast<size_t>(cfg.n_layers));
+  for (int l = 0; l < cfg.n_layers && w.status == VN_OK; ++l) {
+    EsmLayer& L = m->layers[l];
+    const std::string p = "encoder.layer." + std::to_string(l) + ".";
+    L.ln_attn_w = w.f32(p + "attention.LayerNorm.weight", {H});
+    L.ln_attn_b = w.f32(p + "attention.LayerNorm.bias", {H});
+    const std::string a = p + "attention.self.";
+    L.w_qkv = w.f16_stack({a + "query.weight", a + "key.weight", a + "value.weight"}, {H, H});
+    L.b_qkv = w.f16_stack({a + "query.bias", a + "key.bias", a + "value.bias"}, {H});
+    L.inv_freq = w.f32(a + "rotary_embeddings.inv_freq", {hd / 2});
+    L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
+    L.b_out = w.f32(p + "attention.output.dense.bias", {H});
+    L.ln_ffn_w = w.f32(p + "LayerNorm.weight", {H});
+    L.ln_ffn_b = w.f32(p + "LayerNorm.bias", {H});
+    L.w_fc1 = w.f16(p + "intermediate.dense.weight", {I, H});
+    L.b_fc1 = w.f16(p + "intermediate.dense.bias", {I});
+    L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
+    L.b_fc2 = w.f32(p + "output.dense.bias", {H});
+  }
+  m->ln_final_w = w.f32("encoder.emb_layer_norm_after.weight", {H});
+  m->ln_final_b = w.f32("encoder.emb_layer_norm_after.bias", {H});
+  VN_TRY(w.finish());
+  *out = std::move(m);
+  return VN_OK;
+}
+
+}  // namespace vn::cuda

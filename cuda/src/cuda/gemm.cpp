@@ -1,0 +1,224 @@
+// cuBLASLt GEMMs with pinned algorithms (see gemm.h). Row-major y (m, n) = x (m, k) w^T is the
+// column-major product y^T (n, m) = op_T(W) (n, k) . X^T (k, m): A = w (k x n, ld k, transposed),
+// B = x (k x m, ld ldx), C = D = y (n x m, ld ldy); the bias runs along n.
+#include "cuda/gemm.h"
+
+#include <cublasLt.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cuda/common.h"
+#include "cuda/kernels.h"
+
+namespace vn::cuda {
+
+static_assert(sizeof(cublasLtMatmulAlgo_t) == sizeof(uint64_t[8]), "cublasLtMatmulAlgo_t layout changed");
+
+namespace {
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+vn_status lt_fail(cublasStatus_t s, const std::string& what) {
+  const std::string msg = what + ": cuBLASLt " + cublasLtGetStatusName(s) + " (" + cublasLtGetStatusString(s) + ")";
+  if (s == CUBLAS_STATUS_ALLOC_FAILED) return fail(VN_ERR_OOM, msg);
+  if (s == CUBLAS_STATUS_NOT_SUPPORTED || s == CUBLAS_STATUS_ARCH_MISMATCH) return fail(VN_ERR_UNSUPPORTED, msg);
+  return fail(VN_ERR_BACKEND, msg);
+}
+
+#define VN_LT_TRY(expr, what)                                  \
+  do {                                                         \
+    cublasStatus_t vn_s_ = (expr);                             \
+    if (vn_s_ != CUBLAS_STATUS_SUCCESS) return lt_fail(vn_s_, what); \
+  } while (0)
+
+cublasLtHandle_t lt(const GemmContext& ctx) { return static_cast<cublasLtHandle_t>(ctx.handle); }
+
+// The descriptors of one call; destroyed with the object.
+struct Descs {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  Descs() = default;
+  Descs(const Descs&) = delete;
+  Descs& operator=(const Descs&) = delete;
+  ~Descs() {
+    if (c) cublasLtMatrixLayoutDestroy(c);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (op) cublasLtMatmulDescDestroy(op);
+  }
+};
+
+cublasStatus_t make_descs(const GemmShape& s, int64_t m, int64_t ldx, int64_t ldy, const void* bias, Descs* d) {
+  const cudaDataType tin = s.in == GemmIn::kF16 ? CUDA_R_16F : CUDA_R_32F;
+  const cudaDataType tout = s.out == GemmOut::kF16 ? CUDA_R_16F : CUDA_R_32F;
+  cublasStatus_t st = cublasLtMatmulDescCreate(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (st != CUBLAS_STATUS_SUCCESS) return st;
+  const cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
+  st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t);
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n);
+  if (st == CUBLAS_STATUS_SUCCESS && s.bias) {
+    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+  }
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->a, tin, s.k, s.n, s.k);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->b, tin, s.k, m, ldx);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->c, tout, s.n, m, ldy);
+  return st;
+}
+
+const char* out_name(GemmOut o) {
+  return o == GemmOut::kF16 ? "f16" : o == GemmOut::kF32 ? "f32" : "f32+=";
+}
+
+}  // namespace
+
+vn_status gemm_context_create(GemmContext* ctx) {
+  cublasLtHandle_t h = nullptr;
+  VN_LT_TRY(cublasLtCreate(&h), "creating the cuBLASLt handle");
+  ctx->handle = h;
+  if (cudaError_t e = cudaMalloc(&ctx->workspace, kWorkspaceBytes); e != cudaSuccess) {
+    cublasLtDestroy(h);
+    ctx->handle = nullptr;
+    return cuda_fail(e, "allocating the cuBLASLt workspace");
+  }
+  ctx->workspace_bytes = kWorkspaceBytes;
+  if (const char* v = std::getenv("VIRNUC_GEMM_PIN_M")) {
+    const long long m = std::atoll(v);
+    if (m >= 64) ctx->pin_m = m;
+  }
+  if (const char* v = std::getenv("VIRNUC_CUDA_NAIVE_GEMM")) ctx->naive = std::strcmp(v, "1") == 0;
+  return VN_OK;
+}
+
+void gemm_context_destroy(GemmContext* ctx) {
+  if (ctx->workspace) cudaFree(ctx->workspace);
+  if (ctx->handle) cublasLtDestroy(static_cast<cublasLtHandle_t>(ctx->handle));
+  ctx->workspace = nullptr;
+  ctx->handle = nullptr;
+}
+
+vn_status GemmPlan::init(const GemmContext& ctx, const GemmShape& shape) {
+  shape_ = shape;
+  if (shape.n % 8 != 0 || shape.k % 8 != 0)
+    return fail(VN_ERR_UNSUPPORTED, "GEMM shape " + std::to_string(shape.n) + "x" + std::to_string(shape.k) +
+                                        ": dimensions must be multiples of 8 on the CUDA backend");
+  if (ctx.naive) return VN_OK;
+  const std::string what = "choosing a cuBLASLt algorithm for n=" + std::to_string(shape.n) +
+                           " k=" + std::to_string(shape.k);
+  // The bias pointer is not read while choosing, only its alignment.
+  const void* fake_bias = reinterpret_cast<const void*>(kAlign);
+  int returned_total = 0;
+  // Heuristic at the pinning m first; smaller m only if none of its answers serves every m.
+  for (int64_t heur_m : {ctx.pin_m, int64_t{4096}, int64_t{256}}) {
+    Descs d;
+    VN_LT_TRY(make_descs(shape, heur_m, shape.k, shape.n, fake_bias, &d), what);
+    cublasLtMatmulPreference_t pref = nullptr;
+    VN_LT_TRY(cublasLtMatmulPreferenceCreate(&pref), what);
+    const uint64_t ws = ctx.workspace_bytes;
+    cublasStatus_t st =
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    constexpr int kWanted = 16;
+    cublasLtMatmulHeuristicResult_t results[kWanted] = {};
+    int returned = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulAlgoGetHeuristic(lt(ctx), d.op, d.a, d.b, d.c, d.c, pref, kWanted, results, &returned);
+    cublasLtMatmulPreferenceDestroy(pref);
+    VN_LT_TRY(st, what);
+    returned_total += returned;
+    for (int i = 0; i < returned; ++i) {
+      if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+      cublasLtMatmulAlgo_t algo = results[i].algo;
+      // Split-K (and its reduction) would make the summation order depend on m: force one split.
+      uint32_t splits = 1;
+      size_t written = 0;
+      if (cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits, sizeof splits,
+                                               &written) != CUBLAS_STATUS_SUCCESS)
+        continue;
+      if (splits != 1) {
+        const uint32_t one = 1, none = CUBLASLT_REDUCTION_SCHEME_NONE;
+        if (cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &one, sizeof one) !=
+                CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoConfigSetAttribute(&algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &none, sizeof none) !=
+                CUBLAS_STATUS_SUCCESS)
+          continue;
+      }
+      // The pinned algorithm must serve every m the engine will see.
+      bool ok = true;
+      for (int64_t m : {int64_t{1}, int64_t{77}, ctx.pin_m, int64_t{1} << 20}) {
+        Descs dm;
+        cublasLtMatmulHeuristicResult_t check = {};
+        if (make_descs(shape, m, shape.k, shape.n, fake_bias, &dm) != CUBLAS_STATUS_SUCCESS ||
+            cublasLtMatmulAlgoCheck(lt(ctx), dm.op, dm.a, dm.b, dm.c, dm.c, &algo, &check) != CUBLAS_STATUS_SUCCESS ||
+            check.workspaceSize > ctx.workspace_bytes) {
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) continue;
+      std::memcpy(algo_, &algo, sizeof algo_);
+      int32_t v = 0;
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &v, sizeof v, &written);
+      algo_id_ = v;
+      uint32_t u = 0;
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u, sizeof u, &written);
+      tile_id_ = static_cast<int>(u);
+      u = 0;
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u, sizeof u, &written);
+      stages_id_ = static_cast<int>(u);
+      waves_ = results[i].wavesCount;
+      chosen_m_ = heur_m;
+      return VN_OK;
+    }
+  }
+  return fail(VN_ERR_UNSUPPORTED, what + ": no split-K-free algorithm valid for every batch size (" +
+                                      std::to_string(returned_total) + " candidates)");
+}
+
+vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, const void* w, const void* bias, void* y,
+                        int64_t ldy, int64_t m, cudaStream_t stream) const {
+  if (m <= 0) return VN_OK;
+  const bool accumulate = shape_.out == GemmOut::kF32Accumulate;
+  if (ctx.naive) {
+    VN_CUDA_TRY(gemm_naive(x, ldx, w, shape_.bias ? bias : nullptr, y, ldy, m, shape_.n, shape_.k,
+                           shape_.in == GemmIn::kF16, shape_.out == GemmOut::kF16, accumulate, stream),
+                "reference GEMM");
+    return VN_OK;
+  }
+  Descs d;
+  VN_LT_TRY(make_descs(shape_, m, ldx, ldy, bias, &d), "GEMM descriptors");
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  cublasLtMatmulAlgo_t algo;
+  std::memcpy(&algo, algo_, sizeof algo);
+  VN_LT_TRY(cublasLtMatmul(lt(ctx), d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &algo, ctx.workspace,
+                           ctx.workspace_bytes, stream),
+            "GEMM m=" + std::to_string(m) + " n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k));
+  return VN_OK;
+}
+
+std::string GemmPlan::describe() const {
+  return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " " +
+         (shape_.in == GemmIn::kF16 ? "f16" : "f32") + "->" + out_name(shape_.out) + (shape_.bias ? "+bias" : "") +
+         " algo " + std::to_string(algo_id_) + " tile " + std::to_string(tile_id_) + " stages " +
+         std::to_string(stages_id_) + " chosen at m=" + std::to_string(chosen_m_) + " waves " + std::to_string(waves_);
+}
+
+const GemmPlan* GemmPlans::get(const GemmContext& ctx, const GemmShape& shape) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = plans_.find(shape);
+  if (it != plans_.end()) return it->second.get();
+  auto plan = std::make_unique<GemmPlan>();
+  if (plan->init(ctx, shape) != VN_OK) return nullptr;
+  if (const char* v = std::getenv("VIRNUC_CUDA_PROFILE"); v && std::strcmp(v, "1") == 0)
+    std::fprintf(stderr, "gemm plan: %s\n", plan->describe().c_str());
+  const GemmPlan* p = plan.get();
+  plans_.emplace(shape, std::move(plan));
+  return p;
+}
+
+}  // namespace vn::cuda

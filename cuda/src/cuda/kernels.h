@@ -1,0 +1,83 @@
+// Launchers of the CUDA backend's own kernels (one op per .cu file). Each enqueues on `stream`
+// and returns the launch status (cudaGetLastError); none synchronises.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace vn::cuda {
+
+// ---- embedding.cu ----
+// ESM-2: x[t] = word[token[t]] with the token-dropout rescale (<mask> rows zeroed, every row of a
+// sequence times 0.88 / (1 - n_mask / n_tokens)) when token_dropout is set. x: (T, H) fp32.
+cudaError_t esm_embed(float* x, const int32_t* tokens, const int32_t* cu, int n_seqs, const float* word, int hidden,
+                      int mask_id, int token_dropout, cudaStream_t stream);
+
+// ---- layernorm.cu ----
+// y = LN(x) per row of `hidden` (FP32 statistics). Either output may be null; y32 may alias x.
+// With `tokens` set, x is ignored and row t is gather[tokens[t]] + add (DNABERT's embeddings).
+cudaError_t layernorm(const float* x, float* y32, __half* y16, const float* w, const float* b, int64_t rows,
+                      int hidden, float eps, cudaStream_t stream, const int32_t* tokens = nullptr,
+                      const float* gather = nullptr, const float* add = nullptr);
+// Largest hidden size the LayerNorm kernels hold in registers.
+constexpr int kMaxLayerNormHidden = 8192;
+
+// ---- attention.cu ----
+struct AttnParams {
+  const __half* qkv;        // (T, ld_qkv): per row Q (hidden), K (hidden), V (hidden), head-major
+  int64_t ld_qkv;
+  __half* out;              // (T, ld_out): context, head-major
+  int64_t ld_out;
+  int hidden, n_heads, head_dim;
+  const int32_t* cu;        // (n_seqs + 1) packed sequence offsets
+  int n_seqs;
+  const int2* tiles;        // (n_tiles): (sequence, first query row) of each 64-row query tile
+  int n_tiles;
+  int max_len;              // longest sequence of the batch
+  int64_t total_tokens;
+  float q_scale;            // applied to q before rotary (ESM-2: head_dim^-0.5)
+  float score_scale;        // applied to q.k (DNABERT: head_dim^-0.5)
+  const float* inv_freq;    // (head_dim / 2) rotary frequencies, or null
+  const float* alibi;       // (n_heads) ALiBi slopes, or null
+  bool force_naive;         // debugging: the scalar reference kernel
+};
+constexpr int kAttnTileM = 64;
+cudaError_t attention(const AttnParams& p, cudaStream_t stream);
+// Scalar reference kernel: any head dim, used for head dims the tensor-core kernel lacks.
+cudaError_t attention_naive(const AttnParams& p, cudaStream_t stream);
+bool attention_mma_supported(int head_dim);
+
+// ---- schedule.cu ----
+// tiles: one (sequence, first row) per kAttnTileM query rows of every sequence, in order.
+cudaError_t build_query_tiles(int2* tiles, const int32_t* cu, int n_seqs, cudaStream_t stream);
+
+// ---- gelu.cu ----
+// x = GELU(x) with erf, in place, over n fp16 values.
+cudaError_t gelu_inplace(__half* x, int64_t n, cudaStream_t stream);
+// u (rows, 2*inter): u[:, :inter] = GELU(u[:, :inter]) * u[:, inter:], in place.
+cudaError_t gated_gelu(__half* u, int64_t rows, int inter, cudaStream_t stream);
+
+// ---- pooling.cu ----
+// out[s] = mean of x rows cu[s]+skip_front .. cu[s+1]-skip_back (at most max_rows when > 0), FP32.
+// bad_row: atomically lowered to the first sequence whose mean holds NaN or Inf.
+cudaError_t mean_pool(const float* x, int hidden, const int32_t* cu, int n_seqs, int skip_front, int skip_back,
+                      int max_rows, float* out, int32_t* bad_row, cudaStream_t stream);
+
+// ---- convert.cu ----
+cudaError_t f32_to_f16(const float* src, __half* dst, int64_t n, cudaStream_t stream);
+
+// ---- classifier.cu ----
+// Per row: v = max(0, h * scale + shift) (BatchNorm eval + ReLU), logits = v w2^T + b2, softmax.
+// h: (rows, units) fp32; w2: (classes, units); out: (rows, classes). classes <= 32.
+cudaError_t mlp_head(const float* h, int64_t rows, int units, const float* scale, const float* shift, const float* w2,
+                     const float* b2, int classes, float* out, int32_t* bad_row, cudaStream_t stream);
+
+// ---- gemm_naive.cu ----
+// Reference GEMM for debugging: y (m, n) [+]= x (m, k; row stride ldx) w^T (w: (n, k)) [+ bias].
+// in_f16: x, w fp16 (else fp32); out_f16: y fp16 (else fp32); accumulate: y += (fp32 out only).
+cudaError_t gemm_naive(const void* x, int64_t ldx, const void* w, const void* bias, void* y, int64_t ldy, int64_t m,
+                       int64_t n, int64_t k, bool in_f16, bool out_f16, bool accumulate, cudaStream_t stream);
+
+}  // namespace vn::cuda

@@ -1,0 +1,126 @@
+// The CUDA backend's models (ESM-2, DNABERT-S, the MLP head) and what they share: the per-batch
+// execution context, the optional per-op profiler, and the load-time weight uploader.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend.h"
+#include "cuda/common.h"
+#include "cuda/gemm.h"
+
+namespace vn::cuda {
+
+class CudaEngine;
+// Blocks until every job the engine has accepted is finished (models call it before freeing).
+void engine_drain(CudaEngine* engine);
+
+// Per-op device time (VIRNUC_CUDA_PROFILE=1, read before each job): events between consecutive
+// marks on the stream, summed per op name after each batch (which then waits for the device).
+// Off, every call is a no-op.
+class Profiler {
+ public:
+  explicit Profiler(bool enabled) : enabled_(enabled) {}
+  ~Profiler();
+  bool enabled() const { return enabled_; }
+  // Switching off prints the report so far to stderr and starts over.
+  void set_enabled(bool on);
+  // Ends the running op (if any) and starts `op`.
+  void mark(cudaStream_t stream, const char* op);
+  // Ends the batch: waits for it and adds its op times; tokens count towards the report's rate.
+  void end_batch(cudaStream_t stream, int64_t tokens);
+  std::string report() const;
+
+ private:
+  bool enabled_;
+  std::vector<std::pair<const char*, cudaEvent_t>> marks_;
+  std::vector<cudaEvent_t> pool_;
+  std::map<std::string, double> ms_;
+  double total_ms_ = 0;
+  int64_t tokens_ = 0, batches_ = 0;
+};
+
+struct Exec {
+  cudaStream_t stream = nullptr;
+  const GemmContext* gemm = nullptr;
+  Profiler* prof = nullptr;
+  bool naive_attention = false;
+  void mark(const char* op) const {
+    if (prof && prof->enabled()) prof->mark(stream, op);
+  }
+};
+
+// One packed batch on the device.
+struct EmbedBatch {
+  const int32_t* tokens = nullptr;  // (T)
+  const int32_t* cu = nullptr;      // (n_seqs + 1)
+  const int2* tiles = nullptr;      // (n_tiles) attention query tiles
+  int n_tiles = 0;
+  int n_seqs = 0;
+  int64_t T = 0;
+  int max_len = 0;
+  float* out = nullptr;             // (n_seqs, hidden) pooled embeddings
+  int32_t* bad_row = nullptr;       // first sequence with a non-finite embedding
+};
+
+class CudaModel : public vn::Model {
+ public:
+  CudaModel(const vn_model_config& cfg, CudaEngine* engine) : vn::Model(cfg), engine_(engine) {}
+  ~CudaModel() override;
+  // Scratch bytes one batch needs (T tokens, n sequences or rows).
+  virtual size_t workspace_bytes(int64_t T, int64_t n) const = 0;
+  virtual vn_status embed(const Exec& ex, const EmbedBatch& b, void* workspace);
+  virtual vn_status classify(const Exec& ex, const float* features, int64_t n, float* out, int32_t* bad_row,
+                             void* workspace);
+  // Rows pooled from a sequence of n tokens (ESM-2 drops <cls>/<eos>); a batch needs >= 1.
+  virtual int64_t pooled_rows(int64_t n_tokens) const { return n_tokens; }
+  size_t weight_bytes() const { return weight_bytes_; }
+
+ protected:
+  friend class WeightLoader;
+  CudaEngine* engine_;
+  std::vector<void*> allocations_;  // device weights, freed with the model
+  size_t weight_bytes_ = 0;
+};
+
+// Uploads a WeightSet's FP32 host tensors as device FP16 or FP32 copies owned by a model,
+// converting on the device; frees each host tensor once it is on the device.
+class WeightLoader {
+ public:
+  WeightLoader(const WeightSet& ws, CudaModel* model, cudaStream_t stream) : ws_(ws), model_(model), stream_(stream) {}
+  ~WeightLoader();
+  __half* f16(const std::string& name, std::initializer_list<int64_t> shape);
+  float* f32(const std::string& name, std::initializer_list<int64_t> shape);
+  // Tensors of the same shape stacked along their first dimension (ESM-2's query/key/value).
+  __half* f16_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape);
+  // The first `count` values of a tensor (DNABERT's token type 0 row).
+  float* f32_prefix(const std::string& name, std::initializer_list<int64_t> shape, int64_t count);
+  // A host array computed at load (e.g. folded BatchNorm).
+  float* f32_host(const std::vector<float>& values);
+  vn_status finish();  // waits for the uploads; the status of the whole load
+  vn_status status = VN_OK;
+
+ private:
+  void* alloc(size_t bytes);
+  float* stage(const WeightSet::Entry& e);  // copies a host tensor into the device staging buffer
+  const WeightSet& ws_;
+  CudaModel* model_;
+  cudaStream_t stream_;
+  float* staging_ = nullptr;
+  size_t staging_count_ = 0;
+};
+
+vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
+                    const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out);
+vn_status load_dnabert(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
+                       const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out);
+vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
+                   const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out);
+
+}  // namespace vn::cuda
