@@ -702,6 +702,21 @@ void run_checks() {
   }
   check_nan(cpu, gpu);
   check_mlp(cpu, gpu);
+  if (!g_cpu_only) {
+    // The reference attention and GEMM kernels in place of the fast ones: tells which part a
+    // failure above comes from.
+    for (const char* var : {"VIRNUC_CUDA_NAIVE_ATTENTION", "VIRNUC_CUDA_NAIVE_GEMM"}) {
+      setenv(var, "1", 1);
+      {
+        Engine ref(VN_BACKEND_CUDA, g_device);
+        check_encoder(std::string("esm-tiny-hd64 ") + var, esm_config(3, 256, 4), esm_seqs(60, 3, 200, 1, {700, 1300}),
+                      4096, 1500, 0.999, cpu, ref);
+        check_encoder(std::string("dnabert-tiny ") + var, dnabert_config(2, 128, 2, 512), dna_seqs(60, 3, 200, 5), 4096,
+                      1500, 0.999, cpu, ref);
+      }
+      unsetenv(var);
+    }
+  }
   if (!g_cpu_only) check_oom(gpu);
 }
 
