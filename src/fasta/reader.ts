@@ -330,7 +330,7 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
     }
     const rec = finish();
     if (rec) yield rec;
-    if (!sawText) throw new UserError(`no FASTA records in ${path} (the file is empty)`);
+    if (!sawText) throw new UserError(`no FASTA records in ${path} (the file is empty or holds only blank lines)`);
     if (records === 0) warn(`${path}: no record with a sequence`);
   }
 }
