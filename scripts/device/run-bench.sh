@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: unpack Bun and the runtime npm packages carried in .device/,
-# build libvirnuc (CUDA), run the golden tests on the CUDA backend, then the engine benchmark
-# (with the peers) and the end-to-end benchmark. Results land in $OUT.
+# build libvirnuc (CUDA), run the golden tests on the CUDA backend, the full-size check against
+# transformers / the PyTorch DNABERT-S (FP32), then the engine benchmark (with the peers) and the
+# end-to-end benchmark. Results land in $OUT. Each step can be skipped: SKIP_GOLDEN=1, SKIP_FULLSIZE=1,
+# SKIP_ENGINE=1, SKIP_E2E=1.
 #   carry: [".device/bun.xz", ".device/nm.tar.xz", ".device/tokenizer.json"]
 #   command: bash scripts/device/run-bench.sh
 set -uo pipefail
@@ -19,6 +21,10 @@ export VIRNUC_LIB="$PWD/build/libvirnuc.so"
 TOK=""; [ -f .device/tokenizer.json ] && TOK="--tokenizer $PWD/.device/tokenizer.json"
 if [ "${SKIP_GOLDEN:-0}" != 1 ]; then
   VIRNUC_TEST_BACKEND=cuda timeout 300 bun test test/golden.test.ts 2>&1 | tail -25 | tee "$OUT/golden.txt"
+fi
+if [ "${SKIP_FULLSIZE:-0}" != 1 ]; then
+  timeout ${FULLSIZE_TIMEOUT:-240} bun scripts/device/fullsize.ts $TOK --per-length "${PER_LENGTH:-800}" --out "$OUT/fullsize" 2>&1 | tail -8 | tee "$OUT/fullsize.txt"
+  cp "$OUT/fullsize/fullsize-summary.json" "$OUT/results/" 2>/dev/null; rm -f "$OUT"/fullsize/*.bin
 fi
 if [ "${SKIP_ENGINE:-0}" != 1 ]; then
   timeout ${ENGINE_TIMEOUT:-330} bun bench/index.ts engine --peers --reads "${READS:-3000}" --repeats "${REPEATS:-3}" \
