@@ -845,6 +845,87 @@ double gemm_only_tokens_per_s(int64_t m, int layers, const std::vector<std::pair
   return result;
 }
 
+// The heuristic's first candidates for one engine GEMM (fp16 in; fp16 out + bias, or fp32
+// accumulate + bias as the residual GEMMs run) timed at m: is its first choice the fastest?
+void gemm_candidates(int64_t m, int64_t n, int64_t k, bool f32_accumulate) {
+  cublasLtHandle_t lt = nullptr;
+  cublasLtCreate(&lt);
+  const size_t ws_bytes = 32u << 20;
+  void *w, *x, *y, *bias, *ws;
+  cudaMalloc(&w, n * k * 2);
+  cudaMalloc(&x, m * k * 2);
+  cudaMalloc(&y, m * n * 4);
+  cudaMalloc(&bias, n * 4);
+  cudaMalloc(&ws, ws_bytes);
+  fill_random_half(w, n * k, 5);
+  fill_random_half(x, m * k, 6);
+  cudaMemset(y, 0, m * n * 4);
+  cudaMemset(bias, 0, n * 4);
+  const cudaDataType tout = f32_accumulate ? CUDA_R_32F : CUDA_R_16F;
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  const cublasOperation_t t = CUBLAS_OP_T, nn = CUBLAS_OP_N;
+  const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t);
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &nn, sizeof nn);
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+  cublasLtMatrixLayout_t a, b, c;
+  cublasLtMatrixLayoutCreate(&a, CUDA_R_16F, k, n, k);
+  cublasLtMatrixLayoutCreate(&b, CUDA_R_16F, k, m, k);
+  cublasLtMatrixLayoutCreate(&c, tout, n, m, n);
+  cublasLtMatmulPreference_t pref;
+  cublasLtMatmulPreferenceCreate(&pref);
+  const uint64_t wsb = ws_bytes;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb);
+  cublasLtMatmulHeuristicResult_t res[8] = {};
+  int got = 0;
+  cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, c, c, pref, 8, res, &got);
+  cudaStream_t s;
+  cudaStreamCreate(&s);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  const float alpha = 1, beta = f32_accumulate ? 1.0f : 0.0f;
+  std::printf("  n %5lld k %5lld %s, m %lld:", static_cast<long long>(n), static_cast<long long>(k),
+              f32_accumulate ? "f32+=" : "f16  ", static_cast<long long>(m));
+  for (int i = 0; i < got; ++i) {
+    std::vector<float> times;
+    for (int rep = 0; rep < 6; ++rep) {
+      cudaEventRecord(e0, s);
+      cublasLtMatmul(lt, desc, &alpha, w, a, x, b, &beta, y, c, y, c, &res[i].algo, ws, ws_bytes, s);
+      cudaEventRecord(e1, s);
+      cudaEventSynchronize(e1);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      times.push_back(ms);
+    }
+    std::sort(times.begin(), times.end());
+    uint32_t tile = 0, stages = 0, splitk = 0;
+    size_t wr = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile, &wr);
+    cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof stages, &wr);
+    cublasLtMatmulAlgoConfigGetAttribute(&res[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof splitk, &wr);
+    std::printf(" [%d t%u s%u k%u %.0fT]", i, tile, stages, splitk, 2.0 * m * n * k / (times[3] * 1e-3) / 1e12);
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaStreamDestroy(s);
+  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatrixLayoutDestroy(a);
+  cublasLtMatrixLayoutDestroy(b);
+  cublasLtMatrixLayoutDestroy(c);
+  cublasLtMatmulDescDestroy(desc);
+  cudaFree(w);
+  cudaFree(x);
+  cudaFree(y);
+  cudaFree(bias);
+  cudaFree(ws);
+  cublasLtDestroy(lt);
+}
+
 // Embeds `seqs` packed at `budget` (after one warm-up batch); returns tokens/s of the median of
 // `repeats` runs and the spread (max - min) / median.
 void bench_encoder(const std::string& what, Engine& gpu, vn_model* m, const std::vector<Seq>& seqs, int64_t budget,
@@ -897,6 +978,8 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
     g_bench.push_back({"esm2-3B gemm-only", b, r, r * esm_flop / 1e12, 1.0, 0});
   }
   std::fflush(stdout);
+  std::printf("[gemm candidates] heuristic order, TFLOP/s of each (engine epilogues)\n");
+  for (auto [n, k] : esm_shapes) gemm_candidates(16384, n, k, n == 2560);
 
   // ESM-2 3B, random fp16 weights generated here.
   const vn_model_config cfg = esm_config(36, 2560, 40);
@@ -979,6 +1062,23 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
       t += static_cast<int64_t>(seqs.back().size());
     }
     bench_encoder("dnabert-s (30-130 tokens)", gpu, dm, seqs, b, d_flop, 12, 768, 3);
+  }
+  if (profile) {
+    Rng rng(78);
+    std::vector<Seq> seqs;
+    int64_t t = 0;
+    while (t < 8 * 32768) {
+      seqs.push_back(dna_tokens(rng, rng.range(30, 130)));
+      t += static_cast<int64_t>(seqs.back().size());
+    }
+    std::printf("[profile] dnabert-s, budget 32768 (per-op device time, stderr)\n");
+    std::fflush(stdout);
+    setenv("VIRNUC_CUDA_PROFILE", "1", 1);
+    Runner r(gpu, dm, 3);
+    r.run(seqs, pack(seqs, iota(static_cast<int>(seqs.size())), 32768), nullptr);
+    setenv("VIRNUC_CUDA_PROFILE", "0", 1);
+    r.run(seqs, {{0}}, nullptr);
+    std::fflush(stderr);
   }
   const std::vector<std::pair<int64_t, int64_t>> d_shapes = {{2304, 768}, {768, 768}, {6144, 768}, {768, 3072}};
   for (int64_t b : budgets) {

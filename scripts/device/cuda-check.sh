@@ -21,7 +21,7 @@ fi
 if [ "${SKIP_BENCH:-0}" != 1 ]; then
   timeout "${BENCH_TIMEOUT:-300}" ./build/native/vn_cuda_check bench ${BENCH_ARGS:---profile} > "$OUT/bench.txt" 2>&1
   echo "bench exit $?"
-  grep -E "gemm plan|profile|^  [a-z_]+ +[0-9.]+ ms" "$OUT/bench.txt" | head -40
+  grep -E "gemm plan|profile|candidates|^  n |^  [a-z_]+ +[0-9.]+ ms" "$OUT/bench.txt" | head -60
 fi
 [ -f "$OUT/check.txt" ] && sed -n '/==== summary/,$p' "$OUT/check.txt"
 [ -f "$OUT/bench.txt" ] && sed -n '/==== summary/,$p' "$OUT/bench.txt"

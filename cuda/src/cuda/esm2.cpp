@@ -31,6 +31,9 @@ class Esm2 : public CudaModel {
 
   float* word = nullptr;  // (vocab, H) fp32
   std::vector<EsmLayer> layers;
+  // Distinct inv_freq tensors (checkpoints repeat one per layer): one rotary table each per batch.
+  std::vector<float*> rope_freqs;
+  std::vector<int> rope_index;  // per layer
   float *ln_final_w = nullptr, *ln_final_b = nullptr;
   const GemmPlan *qkv = nullptr, *out = nullptr, *fc1 = nullptr, *fc2 = nullptr;
 
@@ -39,10 +42,13 @@ class Esm2 : public CudaModel {
     return cfg.max_pool_positions > 0 ? std::min<int64_t>(p, cfg.max_pool_positions) : p;
   }
 
+  int64_t rope_half() const { return cfg.hidden / cfg.n_heads / 2; }
+
   size_t workspace_bytes(int64_t T, int64_t) const override {
     const int64_t H = cfg.hidden, I = cfg.intermediate;
+    // The rotary tables are sized for the longest possible sequence (the whole batch).
     return carve_bytes<float>(T * H) + 2 * carve_bytes<__half>(T * H) + carve_bytes<__half>(T * 3 * H) +
-           carve_bytes<__half>(T * I);
+           carve_bytes<__half>(T * I) + carve_bytes<float2>(rope_freqs.size() * T * rope_half());
   }
 
   vn_status embed(const Exec& ex, const EmbedBatch& b, void* workspace) override {
@@ -54,11 +60,16 @@ class Esm2 : public CudaModel {
     __half* qkv_buf = carve.take<__half>(T * 3 * H);
     __half* ctx = carve.take<__half>(T * H);     // attention context
     __half* ffn = carve.take<__half>(T * I);
+    const int64_t half = rope_half(), table = static_cast<int64_t>(b.max_len) * half;
+    float2* rope = carve.take<float2>(rope_freqs.size() * T * half);
     cudaStream_t s = ex.stream;
 
     ex.mark("embed");
     VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
                 "ESM-2 embeddings");
+    for (size_t k = 0; k < rope_freqs.size(); ++k)
+      VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
+                  "rotary table");
     AttnParams ap{};
     ap.qkv = qkv_buf;
     ap.ld_qkv = 3 * H;
@@ -78,13 +89,15 @@ class Esm2 : public CudaModel {
     ap.alibi = nullptr;
     ap.force_naive = ex.naive_attention;
     const GemmContext& g = *ex.gemm;
-    for (const EsmLayer& L : layers) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const EsmLayer& L = layers[l];
       ex.mark("layernorm");
       VN_CUDA_TRY(layernorm(x, nullptr, h, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, s), "LayerNorm");
       ex.mark("gemm_qkv");
       VN_TRY(qkv->run(g, h, H, L.w_qkv, L.b_qkv, qkv_buf, 3 * H, T, s));
       ex.mark("attention");
       ap.inv_freq = L.inv_freq;
+      ap.rope = rope + rope_index[l] * table;
       VN_CUDA_TRY(attention(ap, s), "attention");
       ex.mark("gemm_out");
       VN_TRY(out->run(g, ctx, H, L.w_out, L.b_out, x, H, T, s));
@@ -120,7 +133,20 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
   if (m->fc1) m->fc2 = plans.get(gemm, {H, I, GemmIn::kF16, GemmOut::kF32Accumulate, true});
   if (!m->fc2) return VN_ERR_UNSUPPORTED;  // the plan set the message
 
+  // Layers whose inv_freq holds the same values share one device copy and one rotary table.
+  std::vector<const WeightSet::Entry*> distinct;
+  m->rope_index.resize(static_cast<size_t>(cfg.n_layers));
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const WeightSet::Entry* e =
+        ws.get("encoder.layer." + std::to_string(l) + ".attention.self.rotary_embeddings.inv_freq", {hd / 2});
+    if (!e) return VN_ERR_INVALID;
+    size_t k = 0;
+    while (k < distinct.size() && distinct[k]->data != e->data) ++k;
+    if (k == distinct.size()) distinct.push_back(e);
+    m->rope_index[l] = static_cast<int>(k);
+  }
   WeightLoader w(ws, m.get(), stream);
+  for (const WeightSet::Entry* e : distinct) m->rope_freqs.push_back(w.f32_host(e->data));
   m->word = w.f32("embeddings.word_embeddings.weight", {V, H});
   m->layers.resize(static_cast<size_t>(cfg.n_layers));
   for (int l = 0; l < cfg.n_layers && w.status == VN_OK; ++l) {
@@ -131,7 +157,7 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
     const std::string a = p + "attention.self.";
     L.w_qkv = w.f16_stack({a + "query.weight", a + "key.weight", a + "value.weight"}, {H, H});
     L.b_qkv = w.f16_stack({a + "query.bias", a + "key.bias", a + "value.bias"}, {H});
-    L.inv_freq = w.f32(a + "rotary_embeddings.inv_freq", {hd / 2});
+    L.inv_freq = m->rope_freqs[m->rope_index[l]];
     L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
     L.b_out = w.f32(p + "attention.output.dense.bias", {H});
     L.ln_ffn_w = w.f32(p + "LayerNorm.weight", {H});

@@ -39,15 +39,23 @@ struct AttnParams {
   int64_t total_tokens;
   float q_scale;            // applied to q before rotary (ESM-2: head_dim^-0.5)
   float score_scale;        // applied to q.k (DNABERT: head_dim^-0.5)
-  const float* inv_freq;    // (head_dim / 2) rotary frequencies, or null
+  const float* inv_freq;    // (head_dim / 2) rotary frequencies, or null (no rotary)
+  const float2* rope;       // (max_len, head_dim / 2) (cos, sin) of position * inv_freq: rotary_table()
   const float* alibi;       // (n_heads) ALiBi slopes, or null
   bool force_naive;         // debugging: the scalar reference kernel
 };
 constexpr int kAttnTileM = 64;
+// Batches whose longest sequence is at most this keep each sequence's K and V in shared memory
+// (one block per sequence and head); longer ones take 64-row query tiles.
+constexpr int kAttnResidentMaxLen = 256;
 cudaError_t attention(const AttnParams& p, cudaStream_t stream);
 // Scalar reference kernel: any head dim, used for head dims the tensor-core kernel lacks.
 cudaError_t attention_naive(const AttnParams& p, cudaStream_t stream);
 bool attention_mma_supported(int head_dim);
+
+// ---- rotary.cu ----
+// table[pos][i] = (cos, sin)(pos * inv_freq[i]) in FP32 for pos < max_len, i < half.
+cudaError_t rotary_table(float2* table, const float* inv_freq, int half, int max_len, cudaStream_t stream);
 
 // ---- schedule.cu ----
 // tiles: one (sequence, first row) per kAttnTileM query rows of every sequence, in order.
