@@ -6,8 +6,8 @@
 //
 // Two kernels share the per-chunk math, so a row's result is the same bits in either:
 //  - resident: one block per (sequence, head) keeps the whole sequence's K and V in shared
-//    memory, each warp takes 16-row query slices: every K/V row is loaded and rotated once
-//    (VirNucPro's proteins and DNA windows are 17-168 tokens);
+//    memory, each of its 8 warps takes 16-row query slices: every K/V row is loaded and rotated
+//    once (VirNucPro's proteins and DNA windows are 17-168 tokens);
 //  - tiled: one block per (64-row query tile, head) streams K/V in 64-row chunks: any length.
 #include <cuda_fp16.h>
 
@@ -20,8 +20,11 @@ namespace {
 
 constexpr int kBM = kAttnTileM;  // query rows per tiled block (16 per warp)
 constexpr int kBN = 64;          // keys per chunk
-constexpr int kWarps = 4;
+constexpr int kWarps = 4;  // tiled kernel
 constexpr int kThreads = 32 * kWarps;
+// Resident kernel: its warps stage their first 16-row query slices together with K and V, so a
+// sequence of up to 16 x warps tokens makes a single round trip to memory. 4 warps when every
+// sequence fits in 64 rows (more sequences per SM), else 8.
 
 template <int D>
 __host__ __device__ constexpr int row_stride() {
@@ -293,8 +296,10 @@ __device__ __forceinline__ void load_q_fragments(uint32_t (&qf)[D / 16][4], cons
 
 // One block per (sequence, head); K and V of the sequence stay in shared memory.
 // Shared: K, V (kv_rows each, kv_rows >= the sequence rounded up to 64), Q staging per warp.
-template <int D>
-__global__ void __launch_bounds__(kThreads) attention_resident_kernel(const AttnParams p, int kv_rows) {
+template <int D, int kResWarps>
+__global__ void __launch_bounds__(32 * kResWarps, (D <= 64 ? 16 : 8) / kResWarps)
+    attention_resident_kernel(const AttnParams p, int kv_rows) {
+  constexpr int kResThreads = 32 * kResWarps;
   constexpr int S = row_stride<D>();
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __half* sK = reinterpret_cast<__half*>(smem_raw);
@@ -311,17 +316,23 @@ __global__ void __launch_bounds__(kThreads) attention_resident_kernel(const Attn
   const __half* v_base = q_base + 2 * p.hidden;
   const int rows = (len + kBN - 1) / kBN * kBN;
 
-  load_plain<D, kThreads>(sV, v_base, ld, rows, len, p.head_dim, threadIdx.x);  // async, overlaps K
-  load_qk<D, kThreads>(sK, k_base, ld, rows, len, 0, p, 1.0f, threadIdx.x);
+  load_plain<D, kResThreads>(sV, v_base, ld, rows, len, p.head_dim, threadIdx.x);  // async, overlaps K and Q
+  load_qk<D, kResThreads>(sK, k_base, ld, rows, len, 0, p, 1.0f, threadIdx.x);
+  const int first = warp * 16;
+  if (first < len)
+    load_qk<D, 32>(sQ, q_base + static_cast<int64_t>(first) * ld, ld, 16, min(16, len - first), first, p, p.q_scale,
+                   lane);
   cp_async_wait_all();
   __syncthreads();
 
   const float slope = p.alibi ? p.alibi[head] : 0.0f;
-  for (int row0 = warp * 16; row0 < len; row0 += kWarps * 16) {
-    load_qk<D, 32>(sQ, q_base + static_cast<int64_t>(row0) * ld, ld, 16, min(16, len - row0), row0, p, p.q_scale,
-                   lane);
-    cp_async_wait_all();
-    __syncwarp();
+  for (int row0 = first; row0 < len; row0 += kResWarps * 16) {
+    if (row0 != first) {
+      load_qk<D, 32>(sQ, q_base + static_cast<int64_t>(row0) * ld, ld, 16, min(16, len - row0), row0, p, p.q_scale,
+                     lane);
+      cp_async_wait_all();
+      __syncwarp();
+    }
     uint32_t qf[D / 16][4];
     load_q_fragments<D>(qf, sQ, lane);
     RowState<D> st;
@@ -385,11 +396,17 @@ template <int D>
 cudaError_t launch(const AttnParams& p, cudaStream_t stream) {
   constexpr size_t S = row_stride<D>();
   const int kv_rows = (p.max_len + kBN - 1) / kBN * kBN;
-  const size_t resident_smem = (2 * static_cast<size_t>(kv_rows) + kWarps * 16) * S * sizeof(__half);
   if (p.max_len <= kAttnResidentMaxLen) {
-    if (cudaError_t e = allow_smem(attention_resident_kernel<D>, resident_smem); e != cudaSuccess) return e;
     dim3 grid(static_cast<unsigned>(p.n_seqs), static_cast<unsigned>(p.n_heads));
-    attention_resident_kernel<D><<<grid, kThreads, resident_smem, stream>>>(p, kv_rows);
+    if (p.max_len <= 64) {
+      const size_t smem = (2 * static_cast<size_t>(kv_rows) + 4 * 16) * S * sizeof(__half);
+      if (cudaError_t e = allow_smem(attention_resident_kernel<D, 4>, smem); e != cudaSuccess) return e;
+      attention_resident_kernel<D, 4><<<grid, 4 * 32, smem, stream>>>(p, kv_rows);
+    } else {
+      const size_t smem = (2 * static_cast<size_t>(kv_rows) + 8 * 16) * S * sizeof(__half);
+      if (cudaError_t e = allow_smem(attention_resident_kernel<D, 8>, smem); e != cudaSuccess) return e;
+      attention_resident_kernel<D, 8><<<grid, 8 * 32, smem, stream>>>(p, kv_rows);
+    }
     return cudaGetLastError();
   }
   constexpr size_t tiled_smem = static_cast<size_t>(kBM + 2 * kBN) * S * sizeof(__half);
