@@ -6,8 +6,8 @@
 //
 // Two kernels share the per-chunk math, so a row's result is the same bits in either:
 //  - resident: one block per (sequence, head) keeps the whole sequence's K and V in shared
-//    memory, each of its 8 warps takes 16-row query slices: every K/V row is loaded and rotated
-//    once (VirNucPro's proteins and DNA windows are 17-168 tokens);
+//    memory, each warp takes 16-row query slices: every K/V row is loaded and rotated once
+//    (VirNucPro's proteins and DNA windows are 17-168 tokens);
 //  - tiled: one block per (64-row query tile, head) streams K/V in 64-row chunks: any length.
 #include <cuda_fp16.h>
 
@@ -23,8 +23,9 @@ constexpr int kBN = 64;          // keys per chunk
 constexpr int kWarps = 4;  // tiled kernel
 constexpr int kThreads = 32 * kWarps;
 // Resident kernel: its warps stage their first 16-row query slices together with K and V, so a
-// sequence of up to 16 x warps tokens makes a single round trip to memory. 4 warps when every
-// sequence fits in 64 rows (more sequences per SM), else 8.
+// sequence of up to 16 x warps tokens makes a single round trip to memory. 4 warps: on an H200,
+// 8-warp blocks (2 per SM) ran ESM-2 3B's attention 19% slower than 4-warp blocks (4 per SM),
+// which keep more sequences in flight at the same warp count (docs/cuda-notes.md).
 
 template <int D>
 __host__ __device__ constexpr int row_stride() {
@@ -397,16 +398,11 @@ cudaError_t launch(const AttnParams& p, cudaStream_t stream) {
   constexpr size_t S = row_stride<D>();
   const int kv_rows = (p.max_len + kBN - 1) / kBN * kBN;
   if (p.max_len <= kAttnResidentMaxLen) {
+    constexpr int kW = 4;
     dim3 grid(static_cast<unsigned>(p.n_seqs), static_cast<unsigned>(p.n_heads));
-    if (p.max_len <= 64) {
-      const size_t smem = (2 * static_cast<size_t>(kv_rows) + 4 * 16) * S * sizeof(__half);
-      if (cudaError_t e = allow_smem(attention_resident_kernel<D, 4>, smem); e != cudaSuccess) return e;
-      attention_resident_kernel<D, 4><<<grid, 4 * 32, smem, stream>>>(p, kv_rows);
-    } else {
-      const size_t smem = (2 * static_cast<size_t>(kv_rows) + 8 * 16) * S * sizeof(__half);
-      if (cudaError_t e = allow_smem(attention_resident_kernel<D, 8>, smem); e != cudaSuccess) return e;
-      attention_resident_kernel<D, 8><<<grid, 8 * 32, smem, stream>>>(p, kv_rows);
-    }
+    const size_t smem = (2 * static_cast<size_t>(kv_rows) + kW * 16) * S * sizeof(__half);
+    if (cudaError_t e = allow_smem(attention_resident_kernel<D, kW>, smem); e != cudaSuccess) return e;
+    attention_resident_kernel<D, kW><<<grid, kW * 32, smem, stream>>>(p, kv_rows);
     return cudaGetLastError();
   }
   constexpr size_t tiled_smem = static_cast<size_t>(kBM + 2 * kBN) * S * sizeof(__half);
