@@ -598,6 +598,45 @@ void check_nan(Engine& cpu, Engine& gpu) {
   }
 }
 
+// ESM-2 and DNABERT-S resident on one engine, their batches alternating (one shared, regrown
+// workspace): each model's embeddings are the same bits as when it runs alone.
+void check_two_models(Engine& gpu) {
+  std::printf("[two models] ESM-2 and DNABERT-S on one engine, batches alternating\n");
+  const vn_model_config ec = esm_config(2, 256, 4), dc = dnabert_config(2, 128, 2, 512);
+  Weights ew, dw;
+  add_esm(ew, ec);
+  add_dnabert(dw, dc);
+  ew.generate(31);
+  dw.generate(32);
+  vn_model* em = load(gpu, ec, ew, g_precision);
+  vn_model* dm = load(gpu, dc, dw, g_precision);
+  if (!em || !dm) {
+    check(false, "two models: load");
+    return;
+  }
+  const std::vector<Seq> es = esm_seqs(80, 3, 150, 33), ds = dna_seqs(80, 3, 150, 34);
+  std::vector<std::vector<float>> ea(80), da(80), eb(80), db(80);
+  {
+    Runner re(gpu, em, 2), rd(gpu, dm, 2);
+    re.run(es, pack(es, iota(80), 1024), &ea);
+    rd.run(ds, pack(ds, iota(80), 1024), &da);
+  }
+  // Alternating single batches of the two models, other packings.
+  const auto eb_batches = pack(es, shuffled(80, 7), 700), db_batches = pack(ds, shuffled(80, 8), 700);
+  {
+    Runner re(gpu, em, 1), rd(gpu, dm, 1);
+    for (size_t i = 0; i < std::max(eb_batches.size(), db_batches.size()); ++i) {
+      if (i < eb_batches.size()) re.run(es, {eb_batches[i]}, &eb);
+      if (i < db_batches.size()) rd.run(ds, {db_batches[i]}, &db);
+    }
+  }
+  check(count_identical(ea, eb) == 80 && count_identical(da, db) == 80,
+        "two models: alternating batches give the same bits as each model alone (" +
+            std::to_string(count_identical(ea, eb)) + "/80, " + std::to_string(count_identical(da, db)) + "/80)");
+  vn_model_destroy(em);
+  vn_model_destroy(dm);
+}
+
 void check_oom(Engine& gpu) {
   std::printf("[oom] a batch far beyond device memory fails with VN_ERR_OOM, then work goes on\n");
   vn_model_config cfg = esm_config(2, 256, 4);
@@ -702,6 +741,7 @@ void run_checks() {
   }
   check_nan(cpu, gpu);
   check_mlp(cpu, gpu);
+  check_two_models(gpu);
   if (!g_cpu_only) {
     // The reference attention and GEMM kernels in place of the fast ones: tells which part a
     // failure above comes from.

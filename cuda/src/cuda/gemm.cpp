@@ -105,10 +105,10 @@ void gemm_context_destroy(GemmContext* ctx) {
 
 vn_status GemmPlan::init(const GemmContext& ctx, const GemmShape& shape) {
   shape_ = shape;
-  if (shape.n % 8 != 0 || shape.k % 8 != 0)
-    return fail(VN_ERR_UNSUPPORTED, "GEMM shape " + std::to_string(shape.n) + "x" + std::to_string(shape.k) +
-                                        ": dimensions must be multiples of 8 on the CUDA backend");
-  if (ctx.naive) return VN_OK;
+  // cuBLASLt's tensor-core kernels need 16-byte rows; odd shapes (a custom classifier head, say)
+  // take the plain kernel, which is just as deterministic.
+  naive_ = shape.n % 8 != 0 || shape.k % 8 != 0;
+  if (ctx.naive || naive_) return VN_OK;
   const std::string what = "choosing a cuBLASLt algorithm for n=" + std::to_string(shape.n) +
                            " k=" + std::to_string(shape.k);
   // The bias pointer is not read while choosing, only its alignment.
@@ -184,7 +184,7 @@ vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, cons
                         int64_t ldy, int64_t m, cudaStream_t stream) const {
   if (m <= 0) return VN_OK;
   const bool accumulate = shape_.out == GemmOut::kF32Accumulate;
-  if (ctx.naive) {
+  if (ctx.naive || naive_) {
     VN_CUDA_TRY(gemm_naive(x, ldx, w, shape_.bias ? bias : nullptr, y, ldy, m, shape_.n, shape_.k,
                            shape_.in == GemmIn::kF16, shape_.out == GemmOut::kF16, accumulate, stream),
                 "reference GEMM");
@@ -202,6 +202,7 @@ vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, cons
 }
 
 std::string GemmPlan::describe() const {
+  if (naive_) return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " reference kernel";
   return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " " +
          (shape_.in == GemmIn::kF16 ? "f16" : "f32") + "->" + out_name(shape_.out) + (shape_.bias ? "+bias" : "") +
          " algo " + std::to_string(algo_id_) + " tile " + std::to_string(tile_id_) + " stages " +

@@ -66,6 +66,7 @@ class GemmPlan {
   int tile_id_ = 0, stages_id_ = 0, algo_id_ = 0;
   float waves_ = 0;
   int64_t chosen_m_ = 0;
+  bool naive_ = false;  // shape unaligned for cuBLASLt
 };
 
 // Plans shared by every model of an engine, one per shape.
