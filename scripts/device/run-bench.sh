@@ -20,7 +20,7 @@ export VIRNUC_LIB="$PWD/build/libvirnuc.so"
 # The real DNABERT-S tokenizer when carried (.device/tokenizer.json), for realistic token counts.
 TOK=""; [ -f .device/tokenizer.json ] && TOK="--tokenizer $PWD/.device/tokenizer.json"
 if [ "${SKIP_GOLDEN:-0}" != 1 ]; then
-  VIRNUC_TEST_BACKEND=cuda timeout 300 bun test test/golden.test.ts 2>&1 | tail -25 | tee "$OUT/golden.txt"
+  VIRNUC_TEST_BACKEND=cuda timeout ${GOLDEN_TIMEOUT:-120} bun test test/golden.test.ts 2>&1 | tail -25 | tee "$OUT/golden.txt"
 fi
 if [ "${SKIP_FULLSIZE:-0}" != 1 ]; then
   timeout ${FULLSIZE_TIMEOUT:-240} bun scripts/device/fullsize.ts $TOK --per-length "${PER_LENGTH:-800}" --out "$OUT/fullsize" 2>&1 | tail -8 | tee "$OUT/fullsize.txt"
