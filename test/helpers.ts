@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { writeRandomModel } from "../src/models/random.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
-export const SHARED = resolve(ROOT, "../shared/fixtures");
+/** ../shared/fixtures beside the checkout; VIRNUC_SHARED_FIXTURES points elsewhere (the GPU machine gets a copy). */
+export const SHARED = process.env.VIRNUC_SHARED_FIXTURES ? resolve(process.env.VIRNUC_SHARED_FIXTURES) : resolve(ROOT, "../shared/fixtures");
 export const CLI = join(ROOT, "src/cli.ts");
 
 let models: { esm: string; dnabert: string; classifier: string } | null = null;

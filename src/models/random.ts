@@ -202,8 +202,11 @@ function dnabertSpecs(a: DnabertArch, dtype: RandomDtype): RandomSpec[] {
   return specs;
 }
 
+/** Float fields must stay floats in config.json (transformers 5 rejects `"hidden_dropout_prob": 0`). */
+const FLOAT_FIELD = /^(\s*"\w*(?:_prob|_eps|_range|dropout)": )(-?\d+)(,?)$/gm;
+
 function writeJson(path: string, value: unknown): void {
-  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+  writeFileSync(path, `${JSON.stringify(value, null, 2).replace(FLOAT_FIELD, "$1$2.0$3")}\n`);
 }
 
 const ESM_TOKENS = [
