@@ -44,7 +44,7 @@ def main():
     hub = {}
     for k, v in sd.items():
         k = k[4:] if k.startswith("esm.") else k
-        if k.startswith(("lm_head.", "contact_head.")) or "position" in k:
+        if k.startswith("lm_head.") or "position" in k:
             continue
         hub[k] = v.float()
     inv = next(v for k, v in hub.items() if k.endswith("inv_freq"))
