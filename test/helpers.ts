@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { writeRandomModel } from "../src/models/random.ts";
+import { syntheticReads } from "../bench/workload.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 /** ../shared/fixtures beside the checkout; VIRNUC_SHARED_FIXTURES points elsewhere (the GPU machine gets a copy). */
@@ -32,27 +33,10 @@ export function modelArgs(m = tinyModels()): string[] {
   return ["--esm", m.esm, "--dnabert", m.dnabert, "--classifier", m.classifier, "--device", "cpu", "--threads", "1"];
 }
 
-/** Seeded reads, half cut from stop-free "genes" so that frames survive. */
+/** Seeded reads with realistic open reading frames (the benchmarks' workload), as a FASTA file. */
 export function syntheticFasta(path: string, n: number, length: number, seed: number): void {
-  let s = seed >>> 0 || 1;
-  const rnd = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
-  const codons: string[] = [];
-  for (const a of "ACGT") for (const b of "ACGT") for (const c of "ACGT") {
-    const k = a + b + c;
-    if (k !== "TAA" && k !== "TAG" && k !== "TGA") codons.push(k);
-  }
   const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    let seq = "";
-    if (i % 2 === 0) while (seq.length < length) seq += codons[Math.floor(rnd() * codons.length)];
-    else while (seq.length < length) seq += "ACGT"[Math.floor(rnd() * 4)];
-    out.push(`>read_${i} synthetic\n${seq.slice(0, length)}\n`);
-  }
+  for (const r of syntheticReads(n, length, seed)) out.push(`>${r.id} synthetic\n${r.seq}\n`);
   writeFileSync(path, out.join(""));
 }
 
