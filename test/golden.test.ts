@@ -5,9 +5,8 @@
  * VIRNUC_TEST_BACKEND=cuda runs the same checks on the CUDA backend (FP16 tolerances).
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, mkdirSync, symlinkSync, existsSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { readSafetensors } from "../src/models/safetensors.ts";
 import { loadEsm } from "../src/models/esm.ts";
 import { loadDnabert } from "../src/models/dnabert.ts";
@@ -163,4 +162,3 @@ describe(`golden (${backend})`, () => {
     });
   });
 });
-void mkdirSync; void symlinkSync; void existsSync; void tmpdir;

@@ -4,7 +4,7 @@
  * byte-identical to one uninterrupted single-process run.
  */
 import { describe, expect, test, beforeAll } from "bun:test";
-import { readdirSync, truncateSync, writeFileSync, appendFileSync, existsSync } from "node:fs";
+import { readdirSync, truncateSync, appendFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, tempDir, tinyModels } from "./helpers.ts";
 
@@ -120,4 +120,3 @@ describe("workers and shards", () => {
     expect(overlap.stderr).toMatch(/shards overlap/);
   }, 120_000);
 });
-void writeFileSync;

@@ -4,7 +4,6 @@
  * present exactly once; the outputs are a pure function of the parts (so a resumed run writes
  * the same bytes as an uninterrupted one).
  */
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { CompatWriter } from "../output/compat.ts";
@@ -125,5 +124,4 @@ export async function assembleOutputs(
   }
   writeFileAtomic(join(stateDir, "complete.json"), JSON.stringify(completion, null, 2) + "\n");
   writeRunJson(dir, { ...opts.runInfo(), counts: completion, outputs: files });
-  void writeFileSync;
 }

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { UserError } from "../util/errors.ts";
-import { chooseDevice, loadModels, resolveModels, fingerprintFile, type LoadedModels, type ResolvedModels } from "./models.ts";
+import { chooseDevice, loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
 import { PartStore, type RunState, type PartEntry } from "./store.ts";
 import { readParts, inShard, type SourceSummary } from "./source.ts";
 import { computeLoop, type PartTelemetry } from "./loop.ts";
@@ -14,7 +14,7 @@ import { partEntryOf, partFiles } from "./tables.ts";
 import { assembleOutputs } from "./assemble.ts";
 import { runWorkers, type WorkerInit, type WorkerSlot } from "./workers.ts";
 import { Progress } from "./progress.ts";
-import { backendAvailable, cudaDeviceCount } from "../engine/engine.ts";
+import { cudaDeviceCount } from "../engine/engine.ts";
 
 export interface PredictOptions {
   output?: string;
@@ -107,7 +107,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     models = loadModels(resolved, device, precision as "fp16", { threads });
     description = models.description;
   } else {
-    fingerprintAll(resolved);
+    fingerprintModels(resolved);
   }
 
   const state: RunState = {
@@ -255,20 +255,4 @@ function positiveIntOrZero(v: string, flag: string): number {
   return n;
 }
 
-function fingerprintAll(r: ResolvedModels) {
-  // Workers load the models themselves; the parent only needs the file hashes for the state.
-  const { loadEsm } = require("../models/esm.ts") as typeof import("../models/esm.ts");
-  const { loadDnabert } = require("../models/dnabert.ts") as typeof import("../models/dnabert.ts");
-  const { loadClassifier } = require("../models/classifier.ts") as typeof import("../models/classifier.ts");
-  const e = loadEsm(r.esm);
-  const d = loadDnabert(r.dnabert);
-  const c = r.classifier ? loadClassifier(r.classifier) : undefined;
-  r.tokenizer ||= d.tokenizerPath ?? "";
-  r.files = {
-    esm: e.files.map(fingerprintFile),
-    dnabert: [...d.files, ...(r.tokenizer ? [r.tokenizer] : [])].map(fingerprintFile),
-    classifier: c ? c.files.map(fingerprintFile) : [],
-  };
-}
 
-void backendAvailable;

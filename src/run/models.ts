@@ -100,6 +100,24 @@ export function fingerprintFile(path: string): FileFingerprint {
   return { path: abs, bytes: st.size, sha256 };
 }
 
+/**
+ * Records the weight files (and tokenizer) of each model with their sha256, without loading
+ * anything onto a device (the parent of worker subprocesses needs only this).
+ */
+export function fingerprintModels(r: ResolvedModels): void {
+  const d = loadDnabert(r.dnabert);
+  r.tokenizer ||= d.tokenizerPath ?? "";
+  recordFiles(r, loadEsm(r.esm).files, d.files, r.classifier ? loadClassifier(r.classifier).files : []);
+}
+
+function recordFiles(r: ResolvedModels, esm: string[], dnabert: string[], classifier: string[]): void {
+  r.files = {
+    esm: esm.map(fingerprintFile),
+    dnabert: [...dnabert, ...(r.tokenizer ? [r.tokenizer] : [])].map(fingerprintFile),
+    classifier: classifier.map(fingerprintFile),
+  };
+}
+
 export interface LoadedModels {
   engine: Engine;
   device: DeviceChoice;
@@ -151,11 +169,7 @@ export function loadModels(
       `classifier ${resolved.classifier} takes ${clsModel.config.inFeatures} features but DNABERT-S (${dnaModel.config.hidden}) + ESM-2 (${esmModel.config.hidden}) give ${dnaModel.config.hidden + esmModel.config.hidden}: the models do not belong together`,
     );
   resolved.tokenizer = tokenizerPath;
-  resolved.files = {
-    esm: esmModel.files.map(fingerprintFile),
-    dnabert: [...dnaModel.files, tokenizerPath].map(fingerprintFile),
-    classifier: clsModel ? clsModel.files.map(fingerprintFile) : [],
-  };
+  recordFiles(resolved, esmModel.files, dnaModel.files, clsModel ? clsModel.files : []);
   const engine = Engine.create(device.backend, { device: device.device, threads: opts.threads });
   try {
     const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, prec);
