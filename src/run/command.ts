@@ -102,13 +102,17 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   // that the models load, before any subprocess starts).
   let models: LoadedModels | null = null;
   let description = "";
+  let loadTimings: Record<string, number> = {};
+  const tLoad = performance.now();
   const threads = opts.threads !== undefined ? positiveInt(opts.threads, "--threads") : undefined;
   if (slots.length === 0) {
     models = loadModels(resolved, device, precision as "fp16", { threads });
     description = models.description;
+    loadTimings = models.timings;
   } else {
     fingerprintModels(resolved);
   }
+  const loadSeconds = (performance.now() - tLoad) / 1000;
 
   const state: RunState = {
     version: 1,
@@ -208,6 +212,8 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     totalParts: summary.totalParts,
     resumedParts: summary.skipped,
     computeSeconds,
+    modelLoadSeconds: loadSeconds,
+    modelLoad: loadTimings,
     wallSeconds: 0,
     summary: summarize(telemetry, computeSeconds),
     telemetry,

@@ -128,6 +128,8 @@ export interface LoadedModels {
   tokenizers: Tokenizers;
   resolved: ResolvedModels;
   esmConfig: { hidden: number; nLayers: number };
+  /** where model loading time goes (run.json) */
+  timings: { read_weights_s: number; hash_files_s: number; device_load_s: number };
   dnabertConfig: { hidden: number; nLayers: number };
   close(): void;
 }
@@ -150,6 +152,7 @@ export function loadModels(
   const prec = device.backend === "cpu" ? "fp32" : precision;
   if (device.backend === "cpu" && precision !== "fp32" && precision !== "fp16")
     throw new UserError(`--precision ${precision} needs the CUDA backend`);
+  const tRead = performance.now();
   const esmModel = loadEsm(resolved.esm);
   const dnaModel = loadDnabert(resolved.dnabert);
   const tokenizerPath =
@@ -169,13 +172,21 @@ export function loadModels(
       `classifier ${resolved.classifier} takes ${clsModel.config.inFeatures} features but DNABERT-S (${dnaModel.config.hidden}) + ESM-2 (${esmModel.config.hidden}) give ${dnaModel.config.hidden + esmModel.config.hidden}: the models do not belong together`,
     );
   resolved.tokenizer = tokenizerPath;
+  const tHash = performance.now();
   recordFiles(resolved, esmModel.files, dnaModel.files, clsModel ? clsModel.files : []);
+  const tDevice = performance.now();
   const engine = Engine.create(device.backend, { device: device.device, threads: opts.threads });
   try {
     const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, prec);
     const dnabert = engine.loadEncoder(dnaModel.config, dnaModel.tensors, prec);
     const classifier = clsModel ? engine.loadClassifier(clsModel.config, clsModel.tensors) : undefined;
+    const tDone = performance.now();
     return {
+      timings: {
+        read_weights_s: (tHash - tRead) / 1000,
+        hash_files_s: (tDevice - tHash) / 1000,
+        device_load_s: (tDone - tDevice) / 1000,
+      },
       engine,
       device,
       description: engine.describe(),
