@@ -9,10 +9,8 @@ bun scripts/build-native.ts 2>&1 | tail -1
 W=/tmp/virnuc-bench; mkdir -p $W
 bun -e "import {ensureRandomModels} from './bench/engine.ts'; await ensureRandomModels('$W', '$PWD/.device/tokenizer.json')"
 bun -e "import {writeRandomModel} from './src/models/random.ts'; writeRandomModel('classifier', 1, '$W/cls')"
-head -c 2000 ../shared/fixtures/virnucpro/test_with_orfs.fa > /dev/null 2>&1
 printf '>r1\nATGGCTAAAGGTGAAGAACTGTTTACCGGTGTTGTTCCGATCCTGGTTGAACTGGATGGTGATGTTAACGGTCATAAATTTAGCGTTAGCGGT\n' > $W/in.fa
 for i in 1 2; do
-  /usr/bin/time -v bun src/cli.ts predict $W/in.fa -o $W/o$i --chunk-size 300 --esm $W/esm2_t36_3B_UR50D --dnabert $W/dnabert-s --classifier $W/cls/model.pth --no-progress 2> $W/time$i.txt
-  grep -E "Elapsed|Maximum resident" $W/time$i.txt
+  bun src/cli.ts predict $W/in.fa -o $W/o$i --force --chunk-size 300 --esm $W/esm2_t36_3B_UR50D --dnabert $W/dnabert-s --classifier $W/cls/model.pth --no-progress
   python3 -c "import json;r=json.load(open('$W/o$i/run.json'));print('run', $i, 'wall', round(r['wallSeconds'],1), 'load', round(r['modelLoadSeconds'],1), {k: round(v,1) for k,v in r['modelLoad'].items()})"
 done
