@@ -1,7 +1,8 @@
 /**
  * The device half of a part: both encoders, the feature concat (DNABERT-S first), the
- * classifier, and the calls. Split into submit/finish so that the host can prepare the next
- * part while the device works on this one.
+ * classifier, and the calls. Split into submit / collect / classify so that the host can prepare
+ * the next part while the device works on this one, and the classifier of part k runs ahead of
+ * the encoders of part k+1.
  */
 import { EncoderRunner, type EncodeStats, type PendingEncode } from "./encode.ts";
 import type { PreparedPart } from "./part.ts";

@@ -5,7 +5,7 @@
 import { readFasta, type FastaRecord } from "../fasta/reader.ts";
 import { hashRecords } from "./part.ts";
 import type { PartInput } from "./loop.ts";
-import type { PartStore, PartEntry } from "./store.ts";
+import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
 
 export interface SourceSummary {

@@ -5,9 +5,8 @@
  * Children write their parts themselves; the parent assembles the outputs at the end.
  */
 import type { Subprocess } from "bun";
-import type { PartInput } from "./loop.ts";
+import type { PartInput, PartTelemetry } from "./loop.ts";
 import type { PartEntry } from "./store.ts";
-import type { PartTelemetry } from "./loop.ts";
 import { UserError } from "../util/errors.ts";
 
 export interface WorkerInit {
@@ -53,7 +52,6 @@ export async function runWorkers(
   const requeued: PartInput[] = [];
   let failure: Error | null = null;
   const descriptions: string[] = [];
-  let wake: () => void = () => {};
 
   const nextPart = async (): Promise<PartInput | null> => {
     if (requeued.length) return requeued.shift()!;
@@ -129,7 +127,6 @@ export async function runWorkers(
       if (outstanding.size === 0 && child.exitCode === 0) return;
       // The child died (or failed) with parts unfinished: hand them to the queue again.
       for (const p of outstanding.values()) requeued.push(p);
-      wake();
       const why = childError || `exit ${child.exitCode ?? child.signalCode}`;
       if (childError && !/out of memory|CUDA|device/i.test(childError)) {
         failure = new UserError(`worker ${slot.label}: ${childError}`);
