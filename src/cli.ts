@@ -24,7 +24,7 @@ const predictOptions = (c: ReturnType<typeof cli.command>) =>
     .option("--device <dev>", "auto | cpu | cuda | cuda:N", { default: "auto" })
     .option("--gpus <list>", "GPUs to use, e.g. 0,1 (default: every visible GPU)")
     .option("--workers <n>", "CPU worker subprocesses (CPU device)")
-    .option("--precision <p>", "fp16 | fp32 | fp8 (CUDA); the CPU backend is fp32", { default: "fp16" })
+    .option("--precision <p>", "CUDA precision: fp16 (fp8 not implemented yet); the CPU backend is fp32", { default: "fp16" })
     .option("--token-budget <n>", "Tokens per packed batch (default: chosen from free memory)")
     .option("--window-reads <n>", "Input records per part (the unit of resume and of work dealt to GPUs)", { default: 20000 })
     .option("--shard <i/N>", "Process only shard i of N (0-based; gather with virnuc merge)")
@@ -78,7 +78,7 @@ cli
   );
 
 cli
-  .command("bench [mode]", "Benchmarks: host | engine | e2e (see bench/README in the repository)")
+  .command("bench [mode]", "Benchmarks: host | engine | e2e (README: Performance)")
   .allowUnknownOptions()
   .action(async (mode: string | undefined) => {
     const { runBench } = await import("../bench/index.ts");
