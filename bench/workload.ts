@@ -9,51 +9,12 @@
  * coding frame survives. A rare N exercises the dropped-codon rule.
  */
 import { closeSync, openSync, renameSync, writeSync } from "node:fs";
+import { Xoshiro128 } from "../src/models/prng.ts";
 
 /** Fraction of reads cut from coding sequence (calibrated: 0.80 kept frames/read at 150 bp). */
 export const CODING_FRACTION = 0.26;
 /** Probability of an N at a base. */
 export const N_RATE = 0.0005;
-
-/** sfc32: small, fast and good enough for synthetic data; seeded through splitmix32. */
-export class Prng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  constructor(seed: number) {
-    let s = seed >>> 0;
-    const mix = () => {
-      s = (s + 0x9e3779b9) >>> 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      return (z ^ (z >>> 16)) >>> 0;
-    };
-    this.a = mix();
-    this.b = mix();
-    this.c = mix();
-    this.d = mix();
-    for (let i = 0; i < 12; i++) this.u32();
-  }
-  u32(): number {
-    const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
-    this.d = (this.d + 1) >>> 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) >>> 0;
-    this.c = (this.c << 21) | (this.c >>> 11);
-    this.c = (this.c + t) >>> 0;
-    return t;
-  }
-  /** uniform in [0, 1) */
-  next(): number {
-    return this.u32() / 4294967296;
-  }
-  /** uniform integer in [0, n) */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-}
 
 const ACGT = [65, 67, 71, 84];
 const COMP = new Uint8Array(256);
@@ -75,7 +36,7 @@ for (const a of ACGT)
 const latin1 = new TextDecoder("latin1");
 
 /** One read of `len` bases into `out` (reused scratch); returns the view. */
-function makeRead(rng: Prng, len: number, out: Uint8Array): Uint8Array {
+function makeRead(rng: Xoshiro128, len: number, out: Uint8Array): Uint8Array {
   const seq = out.subarray(0, len);
   if (rng.next() < CODING_FRACTION) {
     // Cut from a stop-free coding stretch at a random phase, then maybe take the other strand.
@@ -91,7 +52,7 @@ function makeRead(rng: Prng, len: number, out: Uint8Array): Uint8Array {
     else for (let i = 0; i < len; i++) seq[i] = COMP[tmp[phase + len - 1 - i]];
   } else {
     for (let i = 0; i < len; i += 16) {
-      let r = rng.u32();
+      let r = rng.nextU32();
       for (let j = i; j < Math.min(len, i + 16); j++, r >>>= 2) seq[j] = ACGT[r & 3];
     }
   }
@@ -113,7 +74,7 @@ export function* syntheticReadBytes(n: number, lengthBp: number | number[], seed
   const lengths = Array.isArray(lengthBp) ? lengthBp : [lengthBp];
   if (lengths.length === 0 || lengths.some((l) => !(Number.isInteger(l) && l > 0)))
     throw new RangeError(`read lengths must be positive integers (got ${lengths.join(",")})`);
-  const rng = new Prng(seed);
+  const rng = new Xoshiro128(seed);
   const scratch = new Uint8Array(2 * Math.max(...lengths) + 8);
   for (let i = 0; i < n; i++) yield { id: `synth_${i}`, seq: makeRead(rng, lengths[i % lengths.length], scratch) };
 }
