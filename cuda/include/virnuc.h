@@ -140,7 +140,11 @@ VN_API void vn_host_free(vn_engine* engine, void* ptr);
 
 /* ---- models ---- */
 /* precision: vn_precision (the CPU backend accepts FP32 only). Weights are converted/copied at load;
- * the caller's tensors may be freed after this returns. */
+ * the caller's tensors may be freed after this returns.
+ * FP8 (CUDA, sm_89 or newer, ESM-2 only): the four linear layers of each ESM-2 layer run as E4M3
+ * GEMMs with FP32 accumulation (weights quantized once here, one scale per output channel;
+ * activations quantized per token on the fly); LayerNorm, attention, the residual stream and pooling
+ * stay FP16/FP32. DNABERT-S and the classifier head take fp16 / fp32 as before. */
 VN_API vn_status vn_model_load(vn_engine* engine, const vn_model_config* config, const vn_tensor* tensors,
                                int32_t n_tensors, int32_t precision, vn_model** out);
 VN_API void vn_model_destroy(vn_model* model);
@@ -167,6 +171,13 @@ VN_API vn_status vn_poll(vn_engine* engine, int64_t ticket);
 VN_API int32_t vn_ticket_bad_row(vn_engine* engine, int64_t ticket);
 /* Largest tokens-per-batch that fits the free memory for this model (CUDA); CPU returns a default. */
 VN_API int64_t vn_model_suggest_token_budget(vn_model* model);
+
+/* ---- FP8 (E4M3) quantization, host reference of what --precision fp8 does on the GPU ----
+ * Per row: amax = max |x|; q = e4m3(x * (448 / amax)), round to nearest even, saturating to +-448,
+ * NaN stays NaN; scales[row] = amax / 448 (1 for an all-zero row); x ~ q * scale. For tests and tools. */
+VN_API vn_status vn_fp8_quantize_rows(const float* x, int64_t rows, int64_t cols, uint8_t* q, float* scales);
+/* E4M3 bytes to float32 (unscaled). */
+VN_API vn_status vn_fp8_dequantize(const uint8_t* q, int64_t n, float* out);
 
 #ifdef __cplusplus
 }

@@ -187,7 +187,8 @@ VN_API vn_status vn_model_load(vn_engine* engine, const vn_model_config* config,
     return vn::fail(VN_ERR_INVALID, "unknown precision " + std::to_string(precision));
   return guarded("vn_model_load", [&]() -> vn_status {
     vn::WeightSet weights;
-    if (vn_status s = vn::build_weight_set(*config, tensors, n_tensors, &weights)) return s;
+    if (vn_status s = vn::build_weight_set(*config, tensors, n_tensors, &weights, engine->impl->host_f32_weights()))
+      return s;
     vn::Model* impl = nullptr;
     if (vn_status s = engine->impl->load(*config, weights, precision, &impl)) {
       delete impl;

@@ -14,14 +14,23 @@ namespace vn {
 // Sets the thread-local error returned by vn_last_error(); returns the status for chaining.
 vn_status fail(vn_status status, const std::string& message);
 
-// A model's weights after load-time checks, converted to FP32 host arrays by name.
-// Backends convert further (FP16/FP8, layouts) in their own load().
+// A model's weights after load-time checks, by name. Each entry views the caller's tensor
+// (any alignment, e.g. a memory-mapped checkpoint; valid during Engine::load only) in its stored
+// dtype; the FP32 copy exists only where a backend asks for it: the CPU backend gets every tensor
+// converted up front (host_f32), the CUDA backend copies the stored bytes to the device and
+// converts there, asking for FP32 on the host only for a few small vectors (f32()).
 struct WeightSet {
   struct Entry {
     std::vector<int64_t> shape;
+    int32_t dtype = VN_F32;     // vn_dtype of src
+    const void* src = nullptr;  // count values of dtype, any alignment
+    int64_t count = 0;
     // Row-major FP32. Mutable: the set is discarded right after Engine::load, so a backend may
     // move or clear an entry's data once it has converted it (halves peak host memory at load).
     mutable std::vector<float> data;
+    // The FP32 values, converted on first use when build_weight_set did not.
+    const std::vector<float>& f32() const;
+    size_t src_bytes() const { return static_cast<size_t>(count) * (dtype == VN_F32 ? 4 : 2); }
   };
   std::map<std::string, Entry> tensors;
 
@@ -29,9 +38,18 @@ struct WeightSet {
   const Entry* get(const std::string& name, std::initializer_list<int64_t> shape) const;
 };
 
-// Converts the caller's tensors (f32/f16/bf16) to a WeightSet and checks that every tensor the
-// arch needs is present with the right shape (names listed in virnuc.h).
-vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out);
+// Checks that every tensor the arch needs is present with the right shape and a supported dtype
+// (names listed in virnuc.h) and builds the WeightSet over the caller's tensors; with host_f32
+// every needed tensor is also converted to FP32 (several threads, each touching its own pages).
+vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out,
+                           bool host_f32 = true);
+
+// count values of a vn_dtype at src (any alignment) to FP32, on the calling thread.
+void convert_to_f32(int32_t dtype, const void* src, float* dst, int64_t count);
+
+// memcpy on up to max_threads threads (slices of at least a few MiB each); for staging weights
+// from a mapped file, whose first reads fault the pages in.
+void parallel_memcpy(void* dst, const void* src, size_t bytes, unsigned max_threads = 16);
 
 // ALiBi slopes for n heads (power-of-two heads: 2^(-8 i / n); otherwise the closest power of
 // two's slopes followed by every other slope of twice that many heads).
@@ -53,6 +71,8 @@ class Engine {
   virtual vn_status memory(int64_t* free_bytes, int64_t* total_bytes) = 0;
   virtual void* host_alloc(int64_t bytes) = 0;
   virtual void host_free(void* ptr) = 0;
+  // Whether load() wants every weight converted to FP32 on the host first (see WeightSet).
+  virtual bool host_f32_weights() const { return true; }
   virtual vn_status load(const vn_model_config& cfg, const WeightSet& weights, int32_t precision, Model** out) = 0;
   virtual vn_status submit_embed(Model* model, const int32_t* tokens, const int32_t* cu_seqlens, int32_t n_seqs,
                                  float* out, int64_t* ticket) = 0;

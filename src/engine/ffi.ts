@@ -47,6 +47,8 @@ const symbols = {
   vn_poll: { args: [ptr, i64], returns: i32 },
   vn_ticket_bad_row: { args: [ptr, i64], returns: i32 },
   vn_model_suggest_token_budget: { args: [ptr], returns: i64 },
+  vn_fp8_quantize_rows: { args: [ptr, i64, i64, ptr, ptr], returns: i32 },
+  vn_fp8_dequantize: { args: [ptr, i64, ptr], returns: i32 },
 } as const;
 
 export type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

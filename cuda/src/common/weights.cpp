@@ -1,4 +1,5 @@
-// Load-time checks and FP32 conversion of a model's tensors (names and shapes from virnuc.h).
+// Load-time checks of a model's tensors (names and shapes from virnuc.h), their FP32 conversion for
+// the backends that want it, and the threaded copy used to stage weights from mapped files.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -149,7 +150,64 @@ const WeightSet::Entry* WeightSet::get(const std::string& name, std::initializer
   return &it->second;
 }
 
-vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out) {
+void convert_to_f32(int32_t dtype, const void* src, float* dst, int64_t count) {
+  // memcpy per element: tensors from memory-mapped files need not be 2-byte aligned.
+  const unsigned char* p = static_cast<const unsigned char*>(src);
+  if (dtype == VN_F32) {
+    if (count > 0) std::memcpy(dst, src, static_cast<size_t>(count) * 4);
+  } else if (dtype == VN_F16) {
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      dst[i] = half_to_float(h);
+    }
+  } else {
+    for (int64_t i = 0; i < count; ++i) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * i, 2);
+      dst[i] = bf16_to_float(h);
+    }
+  }
+}
+
+const std::vector<float>& WeightSet::Entry::f32() const {
+  if (data.empty() && count > 0) {
+    data.resize(static_cast<size_t>(count));
+    convert_to_f32(dtype, src, data.data(), count);
+  }
+  return data;
+}
+
+void parallel_memcpy(void* dst, const void* src, size_t bytes, unsigned max_threads) {
+  constexpr size_t kMinSlice = size_t{4} << 20;
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned n = static_cast<unsigned>(
+      std::max<size_t>(1, std::min<size_t>({bytes / kMinSlice, static_cast<size_t>(std::min(hw, max_threads))})));
+  if (n <= 1) {
+    if (bytes) std::memcpy(dst, src, bytes);
+    return;
+  }
+  // Slices on 4 KiB boundaries so that no page is faulted by two threads.
+  const size_t slice = (bytes / n + 4095) / 4096 * 4096;
+  auto copy = [&](unsigned i) {
+    const size_t off = std::min(bytes, static_cast<size_t>(i) * slice);
+    const size_t len = std::min(bytes - off, slice);
+    if (len) std::memcpy(static_cast<char*>(dst) + off, static_cast<const char*>(src) + off, len);
+  };
+  std::vector<std::thread> pool;
+  unsigned started = 1;
+  try {
+    for (; started < n; ++started) pool.emplace_back(copy, started);
+  } catch (const std::system_error&) {
+    // no more threads: the calling thread copies what is left
+  }
+  copy(0);
+  for (unsigned i = started; i < n; ++i) copy(i);
+  for (std::thread& t : pool) t.join();
+}
+
+vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out,
+                           bool host_f32) {
   if (vn_status s = check_config(cfg)) return s;
   if (n < 0 || (n > 0 && !tensors)) return fail(VN_ERR_INVALID, "model load: no tensors given");
   std::map<std::string, const vn_tensor*> by_name;
@@ -160,15 +218,10 @@ vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors,
       return fail(VN_ERR_INVALID, std::string("model load: tensor ") + t.name + " given twice");
   }
   out->tensors.clear();
-  // Only the tensors the arch uses are converted; extras (lm_head, pooler, ...) are ignored.
+  // Only the tensors the arch uses are kept; extras (lm_head, pooler, ...) are ignored.
   // Checks run first, in order, so the first bad tensor is the one named.
-  struct Job {
-    const Expected* want;
-    const vn_tensor* t;
-    int64_t count;
-  };
   const std::vector<Expected> expected = expected_tensors(cfg);
-  std::vector<Job> jobs;
+  std::vector<WeightSet::Entry*> entries;
   for (const Expected& e : expected) {
     auto it = by_name.find(e.name);
     if (it == by_name.end())
@@ -188,51 +241,36 @@ vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors,
     if (t.dtype != VN_F32 && t.dtype != VN_F16 && t.dtype != VN_BF16)
       return fail(VN_ERR_INVALID, "tensor " + e.name + " has unsupported dtype " + std::to_string(t.dtype) +
                                       " (f32, f16 or bf16 expected)");
-    jobs.push_back({&e, &t, count});
+    WeightSet::Entry& entry = out->tensors[e.name];
+    entry.shape = e.shape;
+    entry.dtype = t.dtype;
+    entry.src = t.data;
+    entry.count = count;
+    entries.push_back(&entry);
   }
+  if (!host_f32) return VN_OK;
 
-  // Conversion, several tensors at a time: for a 3B model this is 11 GB of fresh fp32 pages,
-  // and first-touch page faults on one thread dominated the load time.
-  std::vector<WeightSet::Entry> entries(jobs.size());
-  std::vector<char> oom(jobs.size(), 0);
+  // FP32 conversion, several tensors at a time, largest first: for a 3B model this is 11 GB of
+  // fresh pages, and first-touch page faults on one thread dominated the load time. Each thread
+  // allocates (touches) and fills its own tensors.
+  std::sort(entries.begin(), entries.end(),
+            [](const WeightSet::Entry* a, const WeightSet::Entry* b) { return a->count > b->count; });
+  std::vector<char> oom(entries.size(), 0);
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < jobs.size();) {
-      const Job& job = jobs[j];
-      WeightSet::Entry& entry = entries[j];
-      entry.shape = job.want->shape;
+    for (size_t j; (j = next.fetch_add(1)) < entries.size();) {
       try {
-        entry.data.resize(static_cast<size_t>(job.count));
+        entries[j]->f32();
       } catch (const std::bad_alloc&) {
         oom[j] = 1;
-        continue;
-      }
-      float* dst = entry.data.data();
-      const int64_t count = job.count;
-      // memcpy per element: tensors from memory-mapped files need not be 2-byte aligned.
-      const unsigned char* src = static_cast<const unsigned char*>(job.t->data);
-      if (job.t->dtype == VN_F32) {
-        if (count > 0) std::memcpy(dst, job.t->data, static_cast<size_t>(count) * 4);
-      } else if (job.t->dtype == VN_F16) {
-        for (int64_t i = 0; i < count; ++i) {
-          uint16_t h;
-          std::memcpy(&h, src + 2 * i, 2);
-          dst[i] = half_to_float(h);
-        }
-      } else {
-        for (int64_t i = 0; i < count; ++i) {
-          uint16_t h;
-          std::memcpy(&h, src + 2 * i, 2);
-          dst[i] = bf16_to_float(h);
-        }
       }
     }
   };
   int64_t total = 0;
-  for (const Job& j : jobs) total += j.count;
+  for (const WeightSet::Entry* e : entries) total += e->count;
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  // Small models convert on the calling thread; big ones on up to 16 threads.
-  const unsigned n_threads = total < (int64_t{1} << 24) ? 1u : std::min(hw, 16u);
+  // Small models convert on the calling thread; big ones on every core.
+  const unsigned n_threads = total < (int64_t{1} << 24) ? 1u : hw;
   std::vector<std::thread> pool;
   try {
     for (unsigned i = 1; i < n_threads; ++i) pool.emplace_back(work);
@@ -241,10 +279,10 @@ vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors,
   }
   work();
   for (std::thread& t : pool) t.join();
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    if (oom[j]) return fail(VN_ERR_OOM, "out of host memory converting tensor " + jobs[j].want->name);
-    out->tensors.emplace(jobs[j].want->name, std::move(entries[j]));
-  }
+  for (size_t j = 0; j < entries.size(); ++j)
+    if (oom[j])
+      for (const auto& [name, e] : out->tensors)
+        if (&e == entries[j]) return fail(VN_ERR_OOM, "out of host memory converting tensor " + name);
   return VN_OK;
 }
 

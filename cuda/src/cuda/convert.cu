@@ -1,24 +1,69 @@
-// Load-time conversion of FP32 weights to the device's FP16 copies.
+// Load-time conversion of weights on the device: the stored dtype (f32/f16/bf16, copied as is
+// from the checkpoint) to the device's FP16/FP32 copies, or to FP8 E4M3 rows with one scale each.
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
+#include "common/fp8.h"
 #include "cuda/device.cuh"
 #include "cuda/kernels.h"
+#include "virnuc.h"
 
 namespace vn::cuda {
 
 namespace {
 
-__global__ void f32_to_f16_kernel(const float* __restrict__ src, __half* __restrict__ dst, int64_t n) {
+__device__ __forceinline__ float load_as_float(const void* src, int dtype, int64_t i) {
+  if (dtype == VN_F16) return __half2float(static_cast<const __half*>(src)[i]);
+  if (dtype == VN_BF16) return __bfloat162float(static_cast<const __nv_bfloat16*>(src)[i]);
+  return static_cast<const float*>(src)[i];
+}
+
+__global__ void convert_kernel(const void* __restrict__ src, int dtype, void* __restrict__ dst, bool dst_f16,
+                               int64_t n) {
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[i] = __float2half_rn(src[i]);
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float v = load_as_float(src, dtype, i);
+    if (dst_f16) static_cast<__half*>(dst)[i] = __float2half_rn(v);
+    else static_cast<float*>(dst)[i] = v;
+  }
+}
+
+constexpr int kQuantThreads = 256;
+
+// One block per row: amax, then q = e4m3(x * 448 / amax) and the row's scale (fp8.h).
+__global__ void __launch_bounds__(kQuantThreads)
+    quantize_rows_kernel(const void* __restrict__ src, int dtype, int64_t cols, uint8_t* __restrict__ dst,
+                         float* __restrict__ scales) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const int64_t base = row * cols;
+  float amax = 0.0f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) amax = fmaxf(amax, fabsf(load_as_float(src, dtype, base + c)));
+  amax = block_max(amax, scratch);
+  const float inv = fp8_inv_scale(amax);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    dst[base + c] = __nv_cvt_float_to_fp8(load_as_float(src, dtype, base + c) * inv, __NV_SATFINITE, __NV_E4M3);
+  if (threadIdx.x == 0) scales[row] = fp8_scale(amax);
 }
 
 }  // namespace
 
 cudaError_t f32_to_f16(const float* src, __half* dst, int64_t n, cudaStream_t stream) {
+  return convert_weights(src, VN_F32, dst, true, n, stream);
+}
+
+cudaError_t convert_weights(const void* src, int src_dtype, void* dst, bool dst_f16, int64_t n, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  f32_to_f16_kernel<<<grid_for(n, 256, 1 << 16), 256, 0, stream>>>(src, dst, n);
+  convert_kernel<<<grid_for(n, 256, 1 << 16), 256, 0, stream>>>(src, src_dtype, dst, dst_f16, n);
+  return cudaGetLastError();
+}
+
+cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst,
+                                 float* scales, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  if (rows > INT32_MAX) return cudaErrorInvalidValue;
+  quantize_rows_kernel<<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(src, src_dtype, cols, dst, scales);
   return cudaGetLastError();
 }
 

@@ -83,7 +83,7 @@ class CudaEngine : public Engine {
 
   std::string describe() override {
     return "cuda:" + std::to_string(device_) + " " + name_ + " (sm_" + std::to_string(cc_major_) +
-           std::to_string(cc_minor_) + ", " + std::to_string(total_mem_ >> 30) + " GiB, fp16)";
+           std::to_string(cc_minor_) + ", " + std::to_string(total_mem_ >> 30) + " GiB)";
   }
 
   vn_status memory(int64_t* free_bytes, int64_t* total_bytes) override {
@@ -111,19 +111,28 @@ class CudaEngine : public Engine {
     cudaFreeHost(ptr);
   }
 
+  // Weights stay in their stored dtype on the host; the device converts them (WeightLoader).
+  bool host_f32_weights() const override { return false; }
+
   vn_status load(const vn_model_config& cfg, const WeightSet& weights, int32_t precision, Model** out) override {
     cudaSetDevice(device_);
     const bool encoder = cfg.arch == VN_ARCH_ESM2 || cfg.arch == VN_ARCH_DNABERT;
-    if (precision == VN_PREC_FP8)
-      return fail(VN_ERR_UNSUPPORTED, "fp8 is not implemented yet on the CUDA backend: use fp16");
-    if (encoder && precision != VN_PREC_FP16)
-      return fail(VN_ERR_UNSUPPORTED, "the CUDA backend runs the encoders in fp16 (fp32 requested): use fp16, "
+    const bool fp8 = precision == VN_PREC_FP8;
+    if (fp8 && cc_major_ * 10 + cc_minor_ < 89)
+      return fail(VN_ERR_UNSUPPORTED, "fp8 needs FP8 tensor cores (sm_89 or newer); CUDA device " +
+                                          std::to_string(device_) + " (" + name_ + ") is sm_" +
+                                          std::to_string(cc_major_) + std::to_string(cc_minor_) + ": use fp16");
+    if (fp8 && cfg.arch != VN_ARCH_ESM2)
+      return fail(VN_ERR_UNSUPPORTED, std::string("fp8 is implemented for ESM-2 only: load ") +
+                                          (cfg.arch == VN_ARCH_DNABERT ? "DNABERT-S in fp16" : "the classifier in fp32"));
+    if (encoder && precision != VN_PREC_FP16 && !fp8)
+      return fail(VN_ERR_UNSUPPORTED, "the CUDA backend runs the encoders in fp16 or fp8 (fp32 requested): use fp16, "
                                       "or the cpu backend for fp32");
     if (encoder && cfg.hidden % 8 != 0)
       return fail(VN_ERR_UNSUPPORTED, "hidden size " + std::to_string(cfg.hidden) +
                                           " is not a multiple of 8, which the CUDA backend needs");
     std::unique_ptr<CudaModel> m;
-    vn_status s = cfg.arch == VN_ARCH_ESM2      ? load_esm2(cfg, weights, this, plans_, gemm_, load_stream_, &m)
+    vn_status s = cfg.arch == VN_ARCH_ESM2      ? load_esm2(cfg, weights, this, plans_, gemm_, load_stream_, fp8, &m)
                   : cfg.arch == VN_ARCH_DNABERT ? load_dnabert(cfg, weights, this, plans_, gemm_, load_stream_, &m)
                   : cfg.arch == VN_ARCH_MLP     ? load_mlp(cfg, weights, this, plans_, gemm_, load_stream_, &m)
                                                 : fail(VN_ERR_INVALID, "unknown arch " + std::to_string(cfg.arch));

@@ -1,6 +1,10 @@
 // ESM-2 on the GPU (models.md): token-dropout embeddings, pre-LN layers (fused QKV GEMM, rotary
 // attention, output GEMM adding into the FP32 residual stream, erf-GELU FFN), final LayerNorm,
 // mean over residues 1..min(max_pool, p). FP16 weights and GEMM inputs, FP32 residual stream.
+// FP8 (--precision fp8): the four GEMMs of a layer take E4M3 weights (a scale per output channel)
+// and E4M3 activations (a scale per token, written by the LayerNorm, GELU and a quantizing pass
+// after attention); the residual GEMMs add into the FP32 stream without their biases, which are
+// instead summed at load and added where the stream is read (the next LayerNorm).
 #include <algorithm>
 #include <cmath>
 
@@ -23,6 +27,10 @@ struct EsmLayer {
   __half* b_fc1;                 // (I)
   __half* w_fc2;                 // (H, I)
   float* b_fc2;                  // (H)
+  // FP8: E4M3 weights with their per-output-channel scales; the residual biases not yet in x.
+  uint8_t *q_qkv = nullptr, *q_out = nullptr, *q_fc1 = nullptr, *q_fc2 = nullptr;
+  float *s_qkv = nullptr, *s_out = nullptr, *s_fc1 = nullptr, *s_fc2 = nullptr;
+  float *pending_attn = nullptr, *pending_ffn = nullptr;  // (H)
 };
 
 class Esm2 : public CudaModel {
@@ -35,7 +43,13 @@ class Esm2 : public CudaModel {
   std::vector<float*> rope_freqs;
   std::vector<int> rope_index;  // per layer
   float *ln_final_w = nullptr, *ln_final_b = nullptr;
+  float* pending_final = nullptr;  // FP8: every residual bias, added by the final LayerNorm
   const GemmPlan *qkv = nullptr, *out = nullptr, *fc1 = nullptr, *fc2 = nullptr;
+  bool fp8 = false;
+
+  bool needs_scratch() const {
+    return qkv->needs_scratch() || out->needs_scratch() || fc1->needs_scratch() || fc2->needs_scratch();
+  }
 
   int64_t pooled_rows(int64_t n_tokens) const override {
     const int64_t p = n_tokens - 2;
@@ -46,12 +60,18 @@ class Esm2 : public CudaModel {
 
   size_t workspace_bytes(int64_t T, int64_t) const override {
     const int64_t H = cfg.hidden, I = cfg.intermediate;
+    if (fp8)
+      return carve_bytes<float>(T * H) + 2 * carve_bytes<uint8_t>(T * H) + 3 * carve_bytes<float>(T) +
+             carve_bytes<__half>(T * 3 * H) + carve_bytes<__half>(T * H) + carve_bytes<__half>(T * I) +
+             carve_bytes<uint8_t>(T * I) + carve_bytes<float2>(rope_freqs.size() * T * rope_half()) +
+             (needs_scratch() ? carve_bytes<float>(T * std::max(3 * H, I)) : 0);
     // The rotary tables are sized for the longest possible sequence (the whole batch).
     return carve_bytes<float>(T * H) + 2 * carve_bytes<__half>(T * H) + carve_bytes<__half>(T * 3 * H) +
            carve_bytes<__half>(T * I) + carve_bytes<float2>(rope_freqs.size() * T * rope_half());
   }
 
   vn_status embed(const Exec& ex, const EmbedBatch& b, void* workspace) override {
+    if (fp8) return embed_fp8(ex, b, workspace);
     const int64_t T = b.T, H = cfg.hidden, I = cfg.intermediate;
     const int hd = cfg.hidden / cfg.n_heads;
     Carver carve(workspace, workspace_bytes(T, b.n_seqs));
@@ -116,21 +136,110 @@ class Esm2 : public CudaModel {
                 "pooling");
     return VN_OK;
   }
+
+  vn_status embed_fp8(const Exec& ex, const EmbedBatch& b, void* workspace) {
+    const int64_t T = b.T, H = cfg.hidden, I = cfg.intermediate;
+    const int hd = cfg.hidden / cfg.n_heads;
+    Carver carve(workspace, workspace_bytes(T, b.n_seqs));
+    float* x = carve.take<float>(T * H);  // residual stream, without the pending biases
+    uint8_t* h8 = carve.take<uint8_t>(T * H);  // LayerNorm output, E4M3
+    float* h_scale = carve.take<float>(T);
+    __half* qkv_buf = carve.take<__half>(T * 3 * H);
+    __half* ctx = carve.take<__half>(T * H);
+    uint8_t* ctx8 = carve.take<uint8_t>(T * H);
+    float* ctx_scale = carve.take<float>(T);
+    __half* ffn = carve.take<__half>(T * I);
+    uint8_t* ffn8 = carve.take<uint8_t>(T * I);
+    float* ffn_scale = carve.take<float>(T);
+    const int64_t half = rope_half(), table = static_cast<int64_t>(b.max_len) * half;
+    float2* rope = carve.take<float2>(rope_freqs.size() * T * half);
+    float* scratch = needs_scratch() ? carve.take<float>(T * std::max(3 * H, I)) : nullptr;
+    cudaStream_t s = ex.stream;
+
+    ex.mark("embed");
+    VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
+                "ESM-2 embeddings");
+    for (size_t k = 0; k < rope_freqs.size(); ++k)
+      VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
+                  "rotary table");
+    AttnParams ap{};
+    ap.qkv = qkv_buf;
+    ap.ld_qkv = 3 * H;
+    ap.out = ctx;
+    ap.ld_out = H;
+    ap.hidden = cfg.hidden;
+    ap.n_heads = cfg.n_heads;
+    ap.head_dim = hd;
+    ap.cu = b.cu;
+    ap.n_seqs = b.n_seqs;
+    ap.tiles = b.tiles;
+    ap.n_tiles = b.n_tiles;
+    ap.max_len = b.max_len;
+    ap.total_tokens = T;
+    ap.q_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    ap.score_scale = 1.0f;
+    ap.alibi = nullptr;
+    ap.force_naive = ex.naive_attention;
+    const GemmContext& g = *ex.gemm;
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const EsmLayer& L = layers[l];
+      ex.mark("layernorm");
+      VN_CUDA_TRY(layernorm_fp8(x, L.pending_attn, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
+                  "LayerNorm");
+      ex.mark("gemm_qkv");
+      const Fp8Scales sq{h_scale, L.s_qkv, scratch};
+      VN_TRY(qkv->run(g, h8, H, L.q_qkv, L.b_qkv, qkv_buf, 3 * H, T, s, &sq));
+      ex.mark("attention");
+      ap.inv_freq = L.inv_freq;
+      ap.rope = rope + rope_index[l] * table;
+      VN_CUDA_TRY(attention(ap, s), "attention");
+      ex.mark("quantize");
+      VN_CUDA_TRY(quantize_rows_fp8(ctx, T, cfg.hidden, false, ctx8, ctx_scale, s), "FP8 quantization");
+      ex.mark("gemm_out");
+      const Fp8Scales so{ctx_scale, L.s_out, scratch};
+      VN_TRY(out->run(g, ctx8, H, L.q_out, nullptr, x, H, T, s, &so));
+      ex.mark("layernorm");
+      VN_CUDA_TRY(layernorm_fp8(x, L.pending_ffn, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
+                  "LayerNorm");
+      ex.mark("gemm_fc1");
+      const Fp8Scales s1{h_scale, L.s_fc1, scratch};
+      VN_TRY(fc1->run(g, h8, H, L.q_fc1, L.b_fc1, ffn, I, T, s, &s1));
+      ex.mark("gelu");
+      VN_CUDA_TRY(quantize_rows_fp8(ffn, T, cfg.intermediate, true, ffn8, ffn_scale, s), "GELU");
+      ex.mark("gemm_fc2");
+      const Fp8Scales s2{ffn_scale, L.s_fc2, scratch};
+      VN_TRY(fc2->run(g, ffn8, I, L.q_fc2, nullptr, x, H, T, s, &s2));
+    }
+    ex.mark("final");
+    VN_CUDA_TRY(layernorm(x, x, nullptr, ln_final_w, ln_final_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
+                          pending_final),
+                "final LayerNorm");
+    VN_CUDA_TRY(mean_pool(x, cfg.hidden, b.cu, b.n_seqs, 1, 1, cfg.max_pool_positions, b.out, b.bad_row, s),
+                "pooling");
+    return VN_OK;
+  }
 };
 
 }  // namespace
 
 vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
-                    const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out) {
+                    const GemmContext& gemm, cudaStream_t stream, bool fp8, std::unique_ptr<CudaModel>* out) {
   const int64_t H = cfg.hidden, I = cfg.intermediate, V = cfg.vocab, hd = cfg.hidden / cfg.n_heads;
   if (H > kMaxLayerNormHidden)
     return fail(VN_ERR_UNSUPPORTED, "ESM-2 hidden size " + std::to_string(H) + " is above the CUDA backend's " +
                                         std::to_string(kMaxLayerNormHidden));
+  if (fp8 && (I % 8 != 0 || I > kMaxFp8RowQuant))
+    return fail(VN_ERR_UNSUPPORTED, "ESM-2 intermediate size " + std::to_string(I) +
+                                        " is not supported in fp8 (a multiple of 8 up to " +
+                                        std::to_string(kMaxFp8RowQuant) + " is): use fp16");
   auto m = std::make_unique<Esm2>(cfg, engine);
-  m->qkv = plans.get(gemm, {3 * H, H, GemmIn::kF16, GemmOut::kF16, true});
-  if (m->qkv) m->out = plans.get(gemm, {H, H, GemmIn::kF16, GemmOut::kF32Accumulate, true});
-  if (m->out) m->fc1 = plans.get(gemm, {I, H, GemmIn::kF16, GemmOut::kF16, true});
-  if (m->fc1) m->fc2 = plans.get(gemm, {H, I, GemmIn::kF16, GemmOut::kF32Accumulate, true});
+  m->fp8 = fp8;
+  const GemmIn in = fp8 ? GemmIn::kE4M3 : GemmIn::kF16;
+  // FP8: the residual GEMMs carry no bias (see pending_*).
+  m->qkv = plans.get(gemm, {3 * H, H, in, GemmOut::kF16, true});
+  if (m->qkv) m->out = plans.get(gemm, {H, H, in, GemmOut::kF32Accumulate, !fp8});
+  if (m->out) m->fc1 = plans.get(gemm, {I, H, in, GemmOut::kF16, true});
+  if (m->fc1) m->fc2 = plans.get(gemm, {H, I, in, GemmOut::kF32Accumulate, !fp8});
   if (!m->fc2) return VN_ERR_UNSUPPORTED;  // the plan set the message
 
   // Layers whose inv_freq holds the same values share one device copy and one rotary table.
@@ -141,34 +250,51 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
         ws.get("encoder.layer." + std::to_string(l) + ".attention.self.rotary_embeddings.inv_freq", {hd / 2});
     if (!e) return VN_ERR_INVALID;
     size_t k = 0;
-    while (k < distinct.size() && distinct[k]->data != e->data) ++k;
+    while (k < distinct.size() && distinct[k]->f32() != e->f32()) ++k;
     if (k == distinct.size()) distinct.push_back(e);
     m->rope_index[l] = static_cast<int>(k);
   }
   WeightLoader w(ws, m.get(), stream);
-  for (const WeightSet::Entry* e : distinct) m->rope_freqs.push_back(w.f32_host(e->data));
+  for (const WeightSet::Entry* e : distinct) m->rope_freqs.push_back(w.f32_host(e->f32()));
   m->word = w.f32("embeddings.word_embeddings.weight", {V, H});
   m->layers.resize(static_cast<size_t>(cfg.n_layers));
+  std::vector<float> pending(static_cast<size_t>(H), 0.0f);  // FP8: residual biases summed so far
   for (int l = 0; l < cfg.n_layers && w.status == VN_OK; ++l) {
     EsmLayer& L = m->layers[l];
     const std::string p = "encoder.layer." + std::to_string(l) + ".";
     L.ln_attn_w = w.f32(p + "attention.LayerNorm.weight", {H});
     L.ln_attn_b = w.f32(p + "attention.LayerNorm.bias", {H});
     const std::string a = p + "attention.self.";
-    L.w_qkv = w.f16_stack({a + "query.weight", a + "key.weight", a + "value.weight"}, {H, H});
     L.b_qkv = w.f16_stack({a + "query.bias", a + "key.bias", a + "value.bias"}, {H});
     L.inv_freq = m->rope_freqs[m->rope_index[l]];
-    L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
-    L.b_out = w.f32(p + "attention.output.dense.bias", {H});
     L.ln_ffn_w = w.f32(p + "LayerNorm.weight", {H});
     L.ln_ffn_b = w.f32(p + "LayerNorm.bias", {H});
-    L.w_fc1 = w.f16(p + "intermediate.dense.weight", {I, H});
     L.b_fc1 = w.f16(p + "intermediate.dense.bias", {I});
-    L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
-    L.b_fc2 = w.f32(p + "output.dense.bias", {H});
+    if (!fp8) {
+      L.w_qkv = w.f16_stack({a + "query.weight", a + "key.weight", a + "value.weight"}, {H, H});
+      L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
+      L.b_out = w.f32(p + "attention.output.dense.bias", {H});
+      L.w_fc1 = w.f16(p + "intermediate.dense.weight", {I, H});
+      L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
+      L.b_fc2 = w.f32(p + "output.dense.bias", {H});
+      continue;
+    }
+    L.q_qkv = w.fp8_stack({a + "query.weight", a + "key.weight", a + "value.weight"}, {H, H}, &L.s_qkv);
+    L.q_out = w.fp8_stack({p + "attention.output.dense.weight"}, {H, H}, &L.s_out);
+    L.q_fc1 = w.fp8_stack({p + "intermediate.dense.weight"}, {I, H}, &L.s_fc1);
+    L.q_fc2 = w.fp8_stack({p + "output.dense.weight"}, {H, I}, &L.s_fc2);
+    // The residual biases so far, added by the LayerNorms that read the stream.
+    const WeightSet::Entry* bo = ws.get(p + "attention.output.dense.bias", {H});
+    const WeightSet::Entry* b2 = ws.get(p + "output.dense.bias", {H});
+    if (!bo || !b2) return VN_ERR_INVALID;
+    L.pending_attn = w.f32_host(pending);
+    for (int64_t j = 0; j < H; ++j) pending[j] += bo->f32()[j];
+    L.pending_ffn = w.f32_host(pending);
+    for (int64_t j = 0; j < H; ++j) pending[j] += b2->f32()[j];
   }
   m->ln_final_w = w.f32("encoder.emb_layer_norm_after.weight", {H});
   m->ln_final_b = w.f32("encoder.emb_layer_norm_after.bias", {H});
+  if (fp8) m->pending_final = w.f32_host(pending);
   VN_TRY(w.finish());
   *out = std::move(m);
   return VN_OK;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/errors.h"
 #include "cuda/common.h"
 #include "cuda/kernels.h"
 
@@ -51,24 +52,44 @@ struct Descs {
   }
 };
 
-cublasStatus_t make_descs(const GemmShape& s, int64_t m, int64_t ldx, int64_t ldy, const void* bias, Descs* d) {
-  const cudaDataType tin = s.in == GemmIn::kF16 ? CUDA_R_16F : CUDA_R_32F;
-  const cudaDataType tout = s.out == GemmOut::kF16 ? CUDA_R_16F : CUDA_R_32F;
+// separate: an FP8 GEMM without cuBLASLt's scaling, bias or accumulation, writing m x n FP32.
+cublasStatus_t make_descs(const GemmShape& s, bool separate, int64_t m, int64_t ldx, int64_t ldy, const void* bias,
+                          const float* w_scale, const float* x_scale, Descs* d) {
+  const bool fp8 = s.in == GemmIn::kE4M3;
+  const cudaDataType tin = fp8 ? CUDA_R_8F_E4M3 : s.in == GemmIn::kF16 ? CUDA_R_16F : CUDA_R_32F;
+  const cudaDataType tout = separate || s.out != GemmOut::kF16 ? CUDA_R_32F : CUDA_R_16F;
   cublasStatus_t st = cublasLtMatmulDescCreate(&d->op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   if (st != CUBLAS_STATUS_SUCCESS) return st;
   const cublasOperation_t op_t = CUBLAS_OP_T, op_n = CUBLAS_OP_N;
   st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSA, &op_t, sizeof op_t);
   if (st == CUBLAS_STATUS_SUCCESS)
     st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_TRANSB, &op_n, sizeof op_n);
-  if (st == CUBLAS_STATUS_SUCCESS && s.bias) {
+  if (st == CUBLAS_STATUS_SUCCESS && fp8 && !separate) {
+    // Outer-vector scaling: D(i, j) = scale_A(i) scale_B(j) sum_l A(i, l) B(l, j): A's rows are the
+    // weight's output channels, B's columns the tokens.
+    const int32_t mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof w_scale);
+    if (st == CUBLAS_STATUS_SUCCESS)
+      st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale);
+  }
+  if (st == CUBLAS_STATUS_SUCCESS && s.bias && !separate) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
     if (st == CUBLAS_STATUS_SUCCESS)
       st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
+    if (st == CUBLAS_STATUS_SUCCESS && fp8) {
+      // The engine's bias has the output's type (fp16 for fp16 outputs, else fp32).
+      const int32_t bias_type = tout;
+      st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type);
+    }
   }
   if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->a, tin, s.k, s.n, s.k);
   if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->b, tin, s.k, m, ldx);
-  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->c, tout, s.n, m, ldy);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->c, tout, s.n, m, separate ? s.n : ldy);
   return st;
 }
 
@@ -93,6 +114,7 @@ vn_status gemm_context_create(GemmContext* ctx) {
     if (m >= 64) ctx->pin_m = m;
   }
   if (const char* v = std::getenv("VIRNUC_CUDA_NAIVE_GEMM")) ctx->naive = std::strcmp(v, "1") == 0;
+  if (const char* v = std::getenv("VIRNUC_FP8_SEPARATE")) ctx->fp8_separate = std::strcmp(v, "1") == 0;
   return VN_OK;
 }
 
@@ -107,17 +129,33 @@ vn_status GemmPlan::init(const GemmContext& ctx, const GemmShape& shape) {
   shape_ = shape;
   // cuBLASLt's tensor-core kernels need 16-byte rows; odd shapes (a custom classifier head, say)
   // take the plain kernel, which is just as deterministic.
-  naive_ = shape.n % 8 != 0 || shape.k % 8 != 0;
+  const bool fp8 = shape.in == GemmIn::kE4M3;
+  naive_ = fp8 ? shape.n % 16 != 0 || shape.k % 16 != 0 : shape.n % 8 != 0 || shape.k % 8 != 0;
   if (ctx.naive || naive_) return VN_OK;
+  if (fp8 && !ctx.fp8_separate) {
+    // cuBLASLt's own per-channel x per-token scaling where this cuBLASLt has it for the device;
+    // else an unscaled FP8 GEMM and an own pass for the scales.
+    if (choose(ctx, false) == VN_OK) return VN_OK;
+    if (const char* v = std::getenv("VIRNUC_CUDA_PROFILE"); v && std::strcmp(v, "1") == 0)
+      std::fprintf(stderr, "gemm plan: n=%lld k=%lld: no outer-vector-scaled FP8 algorithm (%s); scaling in an own pass\n",
+                   static_cast<long long>(shape.n), static_cast<long long>(shape.k), last_error());
+  }
+  return choose(ctx, fp8);
+}
+
+vn_status GemmPlan::choose(const GemmContext& ctx, bool separate) {
+  separate_ = separate;
+  const GemmShape& shape = shape_;
   const std::string what = "choosing a cuBLASLt algorithm for n=" + std::to_string(shape.n) +
-                           " k=" + std::to_string(shape.k);
-  // The bias pointer is not read while choosing, only its alignment.
+                           " k=" + std::to_string(shape.k) + (shape.in == GemmIn::kE4M3 ? " (fp8)" : "");
+  // The bias and scale pointers are not read while choosing, only their alignment.
   const void* fake_bias = reinterpret_cast<const void*>(kAlign);
+  const float* fake_scale = reinterpret_cast<const float*>(kAlign);
   int returned_total = 0;
   // Heuristic at the pinning m first; smaller m only if none of its answers serves every m.
   for (int64_t heur_m : {ctx.pin_m, int64_t{4096}, int64_t{256}}) {
     Descs d;
-    VN_LT_TRY(make_descs(shape, heur_m, shape.k, shape.n, fake_bias, &d), what);
+    VN_LT_TRY(make_descs(shape, separate, heur_m, shape.k, shape.n, fake_bias, fake_scale, fake_scale, &d), what);
     cublasLtMatmulPreference_t pref = nullptr;
     VN_LT_TRY(cublasLtMatmulPreferenceCreate(&pref), what);
     const uint64_t ws = ctx.workspace_bytes;
@@ -153,7 +191,8 @@ vn_status GemmPlan::init(const GemmContext& ctx, const GemmShape& shape) {
       for (int64_t m : {int64_t{1}, int64_t{77}, ctx.pin_m, int64_t{1} << 20}) {
         Descs dm;
         cublasLtMatmulHeuristicResult_t check = {};
-        if (make_descs(shape, m, shape.k, shape.n, fake_bias, &dm) != CUBLAS_STATUS_SUCCESS ||
+        if (make_descs(shape, separate, m, shape.k, shape.n, fake_bias, fake_scale, fake_scale, &dm) !=
+                CUBLAS_STATUS_SUCCESS ||
             cublasLtMatmulAlgoCheck(lt(ctx), dm.op, dm.a, dm.b, dm.c, dm.c, &algo, &check) != CUBLAS_STATUS_SUCCESS ||
             check.workspaceSize > ctx.workspace_bytes) {
           ok = false;
@@ -181,30 +220,48 @@ vn_status GemmPlan::init(const GemmContext& ctx, const GemmShape& shape) {
 }
 
 vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, const void* w, const void* bias, void* y,
-                        int64_t ldy, int64_t m, cudaStream_t stream) const {
+                        int64_t ldy, int64_t m, cudaStream_t stream, const Fp8Scales* fp8) const {
   if (m <= 0) return VN_OK;
   const bool accumulate = shape_.out == GemmOut::kF32Accumulate;
+  const bool is_fp8 = shape_.in == GemmIn::kE4M3;
+  if (is_fp8 && (!fp8 || !fp8->x_scale || !fp8->w_scale || (separate_ && !fp8->scratch)))
+    return fail(VN_ERR_BACKEND, "FP8 GEMM called without its scales");
   if (ctx.naive || naive_) {
+    if (is_fp8) {
+      VN_CUDA_TRY(fp8_gemm_naive(static_cast<const uint8_t*>(x), ldx, static_cast<const uint8_t*>(w), fp8->x_scale,
+                                 fp8->w_scale, shape_.bias ? bias : nullptr, y, ldy, m, shape_.n, shape_.k,
+                                 shape_.out == GemmOut::kF16, accumulate, stream),
+                  "reference FP8 GEMM");
+      return VN_OK;
+    }
     VN_CUDA_TRY(gemm_naive(x, ldx, w, shape_.bias ? bias : nullptr, y, ldy, m, shape_.n, shape_.k,
                            shape_.in == GemmIn::kF16, shape_.out == GemmOut::kF16, accumulate, stream),
                 "reference GEMM");
     return VN_OK;
   }
   Descs d;
-  VN_LT_TRY(make_descs(shape_, m, ldx, ldy, bias, &d), "GEMM descriptors");
-  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  VN_LT_TRY(make_descs(shape_, separate_, m, ldx, ldy, bias, is_fp8 ? fp8->w_scale : nullptr,
+                       is_fp8 ? fp8->x_scale : nullptr, &d),
+            "GEMM descriptors");
+  const float alpha = 1.0f, beta = accumulate && !separate_ ? 1.0f : 0.0f;
+  void* out = separate_ ? static_cast<void*>(fp8->scratch) : y;
   cublasLtMatmulAlgo_t algo;
   std::memcpy(&algo, algo_, sizeof algo);
-  VN_LT_TRY(cublasLtMatmul(lt(ctx), d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &algo, ctx.workspace,
+  VN_LT_TRY(cublasLtMatmul(lt(ctx), d.op, &alpha, w, d.a, x, d.b, &beta, out, d.c, out, d.c, &algo, ctx.workspace,
                            ctx.workspace_bytes, stream),
             "GEMM m=" + std::to_string(m) + " n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k));
+  if (separate_)
+    VN_CUDA_TRY(fp8_dequant_epilogue(fp8->scratch, m, shape_.n, fp8->x_scale, fp8->w_scale, shape_.bias ? bias : nullptr,
+                                     y, ldy, shape_.out == GemmOut::kF16, accumulate, stream),
+                "FP8 GEMM scaling");
   return VN_OK;
 }
 
 std::string GemmPlan::describe() const {
   if (naive_) return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " reference kernel";
   return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " " +
-         (shape_.in == GemmIn::kF16 ? "f16" : "f32") + "->" + out_name(shape_.out) + (shape_.bias ? "+bias" : "") +
+         (shape_.in == GemmIn::kF16 ? "f16" : shape_.in == GemmIn::kE4M3 ? (separate_ ? "e4m3 (own scaling)" : "e4m3 (outer-vector scaling)") : "f32") +
+         "->" + out_name(shape_.out) + (shape_.bias ? "+bias" : "") +
          " algo " + std::to_string(algo_id_) + " tile " + std::to_string(tile_id_) + " stages " +
          std::to_string(stages_id_) + " chosen at m=" + std::to_string(chosen_m_) + " waves " + std::to_string(waves_);
 }

@@ -18,9 +18,9 @@
 
 namespace vn::cuda {
 
-// Element types of a GEMM. FP8 (e4m3 weights/activations with per-tensor scales) would be one
-// more input kind here plus its scale pointers in run(); not implemented yet.
-enum class GemmIn { kF16, kF32 };
+// Element types of a GEMM. kE4M3: FP8 weights (one scale per output channel) and activations
+// (one scale per row/token), FP32 accumulation; the scales come with run() (Fp8Scales).
+enum class GemmIn { kF16, kF32, kE4M3 };
 enum class GemmOut {
   kF16,            // y = x w^T (+ bias), fp16
   kF32,            // y = x w^T (+ bias), fp32
@@ -37,6 +37,14 @@ struct GemmShape {
   }
 };
 
+// FP8 operands' scales: x_scale (m) per row of x, w_scale (n) per output channel. scratch: m x n
+// FP32 for plans that apply the scales in their own pass (GemmPlan::needs_scratch).
+struct Fp8Scales {
+  const float* x_scale = nullptr;
+  const float* w_scale = nullptr;
+  float* scratch = nullptr;
+};
+
 // The engine's cuBLASLt state: handle and workspace (used by one stream at a time).
 struct GemmContext {
   void* handle = nullptr;  // cublasLtHandle_t
@@ -44,6 +52,9 @@ struct GemmContext {
   size_t workspace_bytes = 0;
   int64_t pin_m = 16384;   // m at which every shape's algorithm is chosen
   bool naive = false;      // debugging: the reference kernel instead of cuBLASLt
+  // FP8: apply the scales (and bias) in an own pass after an unscaled FP8 GEMM instead of
+  // cuBLASLt's outer-vector scaling (VIRNUC_FP8_SEPARATE=1; chosen anyway where that is missing).
+  bool fp8_separate = false;
 };
 
 vn_status gemm_context_create(GemmContext* ctx);
@@ -56,17 +67,21 @@ class GemmPlan {
   vn_status init(const GemmContext& ctx, const GemmShape& shape);
   // y = x w^T ... for m rows; ldx / ldy are row strides in elements.
   vn_status run(const GemmContext& ctx, const void* x, int64_t ldx, const void* w, const void* bias, void* y,
-                int64_t ldy, int64_t m, cudaStream_t stream) const;
+                int64_t ldy, int64_t m, cudaStream_t stream, const Fp8Scales* fp8 = nullptr) const;
+  // FP8 plans without cuBLASLt's scaling write an m x n FP32 scratch first (Fp8Scales::scratch).
+  bool needs_scratch() const { return separate_; }
   const GemmShape& shape() const { return shape_; }
   std::string describe() const;
 
  private:
+  vn_status choose(const GemmContext& ctx, bool separate);
   GemmShape shape_;
   uint64_t algo_[8] = {};  // cublasLtMatmulAlgo_t, kept opaque here
   int tile_id_ = 0, stages_id_ = 0, algo_id_ = 0;
   float waves_ = 0;
   int64_t chosen_m_ = 0;
-  bool naive_ = false;  // shape unaligned for cuBLASLt
+  bool naive_ = false;     // shape unaligned for cuBLASLt
+  bool separate_ = false;  // FP8: unscaled GEMM into scratch, then fp8_dequant_epilogue
 };
 
 // Plans shared by every model of an engine, one per shape.

@@ -16,8 +16,9 @@ cudaError_t esm_embed(float* x, const int32_t* tokens, const int32_t* cu, int n_
                       int mask_id, int token_dropout, cudaStream_t stream);
 
 // ---- layernorm.cu ----
-// y = LN(x) per row of `hidden` (FP32 statistics). Either output may be null; y32 may alias x.
-// With `tokens` set, x is ignored and row t is gather[tokens[t]] + add (DNABERT's embeddings).
+// y = LN(x + add) per row of `hidden` (FP32 statistics; add: (hidden) or null). Either output may be
+// null; y32 may alias x. With `tokens` set, x is ignored and row t is gather[tokens[t]] + add
+// (DNABERT's embeddings).
 cudaError_t layernorm(const float* x, float* y32, __half* y16, const float* w, const float* b, int64_t rows,
                       int hidden, float eps, cudaStream_t stream, const int32_t* tokens = nullptr,
                       const float* gather = nullptr, const float* add = nullptr);
@@ -75,6 +76,31 @@ cudaError_t mean_pool(const float* x, int hidden, const int32_t* cu, int n_seqs,
 
 // ---- convert.cu ----
 cudaError_t f32_to_f16(const float* src, __half* dst, int64_t n, cudaStream_t stream);
+// n values of src_dtype (vn_dtype) to fp16 (dst_f16) or fp32.
+cudaError_t convert_weights(const void* src, int src_dtype, void* dst, bool dst_f16, int64_t n, cudaStream_t stream);
+// rows x cols of src_dtype -> E4M3 bytes and one scale per row (common/fp8.h).
+cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst,
+                                 float* scales, cudaStream_t stream);
+
+// ---- fp8.cu (--precision fp8; rules in common/fp8.h) ----
+// y = LN(x + add) per row (add: (hidden) or null), quantized per row: q (rows, hidden) E4M3 and
+// scales (rows). hidden % 4 == 0, <= kMaxLayerNormHidden.
+cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
+                          float eps, uint8_t* q, float* scales, cudaStream_t stream);
+// q, scales = per-row E4M3 of f(in) for in (rows, cols) fp16, f = exact GELU (gelu) or identity.
+// cols % 8 == 0, cols <= kMaxFp8RowQuant.
+cudaError_t quantize_rows_fp8(const __half* in, int64_t rows, int cols, bool gelu, uint8_t* q, float* scales,
+                              cudaStream_t stream);
+constexpr int kMaxFp8RowQuant = 16384;
+// y (m, n) = x_scale[row] w_scale[col] acc (+ bias) as fp16 (out_f16; bias fp16) or fp32 (bias
+// fp32), y += for accumulate. acc: (m, n) FP32 of an unscaled FP8 GEMM.
+cudaError_t fp8_dequant_epilogue(const float* acc, int64_t m, int64_t n, const float* x_scale, const float* w_scale,
+                                 const void* bias, void* y, int64_t ldy, bool out_f16, bool accumulate,
+                                 cudaStream_t stream);
+// Reference FP8 GEMM (debugging, odd shapes): as fp8_dequant_epilogue of sum_k x(m, k) w(n, k).
+cudaError_t fp8_gemm_naive(const uint8_t* x, int64_t ldx, const uint8_t* w, const float* x_scale,
+                           const float* w_scale, const void* bias, void* y, int64_t ldy, int64_t m, int64_t n,
+                           int64_t k, bool out_f16, bool accumulate, cudaStream_t stream);
 
 // ---- classifier.cu ----
 // Per row: v = max(0, h * scale + shift) (BatchNorm eval + ReLU), logits = v w2^T + b2, softmax.

@@ -29,7 +29,7 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock)
     const int c = i * 128 + lane * 4;
     if (c < hidden) {
       v[i] = *reinterpret_cast<const float4*>(src + c);
-      if (tokens) {
+      if (add) {
         const float4 a = *reinterpret_cast<const float4*>(add + c);
         v[i].x += a.x, v[i].y += a.y, v[i].z += a.z, v[i].w += a.w;
       }

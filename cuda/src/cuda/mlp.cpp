@@ -54,10 +54,11 @@ vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* 
   const WeightSet::Entry* mean = ws.get("bn1.running_mean", {U});
   const WeightSet::Entry* var = ws.get("bn1.running_var", {U});
   if (!g || !b || !mean || !var) return VN_ERR_INVALID;
+  const std::vector<float>&gv = g->f32(), &bv = b->f32(), &mv = mean->f32(), &vv = var->f32();
   std::vector<float> sc(static_cast<size_t>(U)), sh(static_cast<size_t>(U));
   for (int64_t j = 0; j < U; ++j) {
-    sc[j] = g->data[j] / std::sqrt(var->data[j] + cfg.ln_eps);
-    sh[j] = b->data[j] - mean->data[j] * sc[j];
+    sc[j] = gv[j] / std::sqrt(vv[j] + cfg.ln_eps);
+    sh[j] = bv[j] - mv[j] * sc[j];
   }
   WeightLoader w(ws, m.get(), stream);
   m->w1 = w.f32("hidden_layer.weight", {U, F});

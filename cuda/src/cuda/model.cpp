@@ -1,6 +1,8 @@
 // What the CUDA models share: weight upload, teardown, and the per-op profiler.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/errors.h"
@@ -27,10 +29,27 @@ vn_status CudaModel::classify(const Exec&, const float*, int64_t, float*, int32_
 
 // ---- WeightLoader ----
 
+namespace {
+
+constexpr size_t kSlotBytes = size_t{64} << 20;
+
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+size_t dtype_bytes(int32_t dtype) { return dtype == VN_F32 ? 4 : 2; }
+
+}  // namespace
+
 WeightLoader::~WeightLoader() {
-  if (staging_) {
-    cudaStreamSynchronize(stream_);
-    cudaFree(staging_);
+  for (Slot& s : slots_) {
+    if (s.done) cudaEventSynchronize(s.done);
+  }
+  cudaStreamSynchronize(stream_);
+  for (Slot& s : slots_) {
+    if (s.done) cudaEventDestroy(s.done);
+    if (s.host) cudaFreeHost(s.host);
+    if (s.dev) cudaFree(s.dev);
   }
 }
 
@@ -50,37 +69,77 @@ void* WeightLoader::alloc(size_t bytes) {
   return p;
 }
 
-float* WeightLoader::stage(const WeightSet::Entry& e) {
-  const size_t n = e.data.size();
-  if (n > staging_count_) {
-    if (staging_) {
-      cudaStreamSynchronize(stream_);
-      cudaFree(staging_);
-      staging_ = nullptr;
+bool WeightLoader::init_slots() {
+  if (slot_bytes_) return true;
+  if (start_s_ < 0) start_s_ = seconds_now();
+  for (Slot& s : slots_) {
+    cudaError_t e = cudaHostAlloc(&s.host, kSlotBytes, cudaHostAllocDefault);
+    if (e == cudaSuccess) e = cudaMalloc(&s.dev, kSlotBytes);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+      status = cuda_fail(e, "allocating the weight staging buffers");
+      return false;
     }
-    if (cudaError_t err = cudaMalloc(&staging_, n * sizeof(float)); err != cudaSuccess) {
-      staging_ = nullptr;
-      staging_count_ = 0;
-      status = cuda_fail(err, "allocating the weight staging buffer");
-      return nullptr;
-    }
-    staging_count_ = n;
   }
-  // The previous conversion must have read the staging buffer before it is overwritten; the copy
-  // from pageable memory is ordered on the stream after it.
-  if (cudaError_t err = cudaMemcpyAsync(staging_, e.data.data(), n * sizeof(float), cudaMemcpyHostToDevice, stream_);
-      err != cudaSuccess) {
-    status = cuda_fail(err, "copying weights to the device");
-    return nullptr;
-  }
-  return staging_;
+  slot_bytes_ = kSlotBytes;
+  return true;
 }
 
-static void release_host(const WeightSet::Entry& e, cudaStream_t stream) {
-  // The pageable copy has been staged once cudaMemcpyAsync returned only when it is synchronous;
-  // wait for the stream so the host data can be freed safely.
-  cudaStreamSynchronize(stream);
-  std::vector<float>().swap(e.data);
+const WeightSet::Entry* WeightLoader::entry(const std::string& name, std::initializer_list<int64_t> shape) {
+  if (status != VN_OK) return nullptr;
+  const WeightSet::Entry* e = ws_.get(name, shape);
+  if (!e) status = VN_ERR_INVALID;
+  return e;
+}
+
+bool WeightLoader::upload(const WeightSet::Entry& e, const std::string& name, Kind kind, int64_t count, void* dst,
+                          int64_t cols, float* scales) {
+  if (status != VN_OK || !init_slots()) return false;
+  const size_t esz = dtype_bytes(e.dtype);
+  // Chunks of whole rows for FP8 (a row's scale needs all of it), else of any length.
+  const int64_t unit = kind == Kind::kFp8 ? cols : 1;
+  const int64_t per_chunk = static_cast<int64_t>(slot_bytes_ / (esz * static_cast<size_t>(unit))) * unit;
+  if (per_chunk <= 0) {
+    status = fail(VN_ERR_UNSUPPORTED, "tensor " + name + ": rows too long to stage");
+    return false;
+  }
+  const bool direct = (kind == Kind::kF16 && e.dtype == VN_F16) || (kind == Kind::kF32 && e.dtype == VN_F32);
+  const size_t out_esz = kind == Kind::kF16 ? 2 : kind == Kind::kF32 ? 4 : 1;
+  for (int64_t off = 0; off < count; off += per_chunk) {
+    const int64_t n = std::min(per_chunk, count - off);
+    Slot& s = slots_[next_slot_];
+    next_slot_ = (next_slot_ + 1) % kSlots;
+    // The slot's previous copy and conversion must be done before it is refilled.
+    if (cudaError_t err = cudaEventSynchronize(s.done); err != cudaSuccess) {
+      status = cuda_fail(err, "uploading model weights");
+      return false;
+    }
+    const double t0 = seconds_now();
+    parallel_memcpy(s.host, static_cast<const char*>(e.src) + static_cast<size_t>(off) * esz,
+                    static_cast<size_t>(n) * esz);
+    copy_s_ += seconds_now() - t0;
+    bytes_read_ += static_cast<size_t>(n) * esz;
+    char* out = static_cast<char*>(dst) + static_cast<size_t>(off) * out_esz;
+    cudaError_t err;
+    if (direct) {
+      err = cudaMemcpyAsync(out, s.host, static_cast<size_t>(n) * esz, cudaMemcpyHostToDevice, stream_);
+    } else {
+      err = cudaMemcpyAsync(s.dev, s.host, static_cast<size_t>(n) * esz, cudaMemcpyHostToDevice, stream_);
+      if (err == cudaSuccess) {
+        if (kind == Kind::kFp8)
+          err = quantize_weight_rows(s.dev, e.dtype, n / cols, cols, reinterpret_cast<uint8_t*>(out),
+                                     scales + off / cols, stream_);
+        else
+          err = convert_weights(s.dev, e.dtype, out, kind == Kind::kF16, n, stream_);
+      }
+    }
+    if (err == cudaSuccess) err = cudaEventRecord(s.done, stream_);
+    if (err != cudaSuccess) {
+      status = cuda_fail(err, "uploading " + name);
+      return false;
+    }
+  }
+  return true;
 }
 
 __half* WeightLoader::f16(const std::string& name, std::initializer_list<int64_t> shape) {
@@ -92,21 +151,33 @@ __half* WeightLoader::f16_stack(const std::vector<std::string>& names, std::init
   int64_t each = 1;
   for (int64_t d : shape) each *= d;
   auto* dst = static_cast<__half*>(alloc(static_cast<size_t>(each) * names.size() * sizeof(__half)));
-  for (size_t i = 0; i < names.size() && status == VN_OK; ++i) {
-    const WeightSet::Entry* e = ws_.get(names[i], shape);
-    if (!e) {
-      status = VN_ERR_INVALID;
-      return nullptr;
-    }
-    float* src = stage(*e);
-    if (!src) return nullptr;
-    if (cudaError_t err = f32_to_f16(src, dst + static_cast<int64_t>(i) * each, each, stream_); err != cudaSuccess) {
-      status = cuda_fail(err, "converting " + names[i] + " to fp16");
-      return nullptr;
-    }
-    release_host(*e, stream_);
+  for (size_t i = 0; i < names.size() && dst; ++i) {
+    const WeightSet::Entry* e = entry(names[i], shape);
+    if (!e || !upload(*e, names[i], Kind::kF16, each, dst + static_cast<int64_t>(i) * each)) return nullptr;
   }
   return status == VN_OK ? dst : nullptr;
+}
+
+uint8_t* WeightLoader::fp8_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape,
+                                 float** scales) {
+  *scales = nullptr;
+  if (status != VN_OK) return nullptr;
+  if (shape.size() != 2) {
+    status = fail(VN_ERR_INVALID, "fp8 weights must be 2-D");
+    return nullptr;
+  }
+  const int64_t rows = *shape.begin(), cols = *(shape.begin() + 1), each = rows * cols;
+  auto* dst = static_cast<uint8_t*>(alloc(static_cast<size_t>(each) * names.size()));
+  auto* sc = static_cast<float*>(alloc(static_cast<size_t>(rows) * names.size() * sizeof(float)));
+  for (size_t i = 0; i < names.size() && dst && sc; ++i) {
+    const WeightSet::Entry* e = entry(names[i], shape);
+    if (!e || !upload(*e, names[i], Kind::kFp8, each, dst + static_cast<int64_t>(i) * each, cols,
+                      sc + static_cast<int64_t>(i) * rows))
+      return nullptr;
+  }
+  if (status != VN_OK) return nullptr;
+  *scales = sc;
+  return dst;
 }
 
 float* WeightLoader::f32(const std::string& name, std::initializer_list<int64_t> shape) {
@@ -116,21 +187,10 @@ float* WeightLoader::f32(const std::string& name, std::initializer_list<int64_t>
 }
 
 float* WeightLoader::f32_prefix(const std::string& name, std::initializer_list<int64_t> shape, int64_t count) {
-  if (status != VN_OK) return nullptr;
-  const WeightSet::Entry* e = ws_.get(name, shape);
-  if (!e) {
-    status = VN_ERR_INVALID;
-    return nullptr;
-  }
+  const WeightSet::Entry* e = entry(name, shape);
+  if (!e) return nullptr;
   auto* dst = static_cast<float*>(alloc(static_cast<size_t>(count) * sizeof(float)));
-  if (!dst) return nullptr;
-  if (cudaError_t err = cudaMemcpyAsync(dst, e->data.data(), static_cast<size_t>(count) * sizeof(float),
-                                        cudaMemcpyHostToDevice, stream_);
-      err != cudaSuccess) {
-    status = cuda_fail(err, "copying " + name + " to the device");
-    return nullptr;
-  }
-  release_host(*e, stream_);
+  if (!dst || !upload(*e, name, Kind::kF32, count, dst)) return nullptr;
   return dst;
 }
 
@@ -150,6 +210,9 @@ float* WeightLoader::f32_host(const std::vector<float>& values) {
 vn_status WeightLoader::finish() {
   if (status != VN_OK) return status;
   VN_CUDA_TRY(cudaStreamSynchronize(stream_), "uploading model weights");
+  if (const char* v = std::getenv("VIRNUC_CUDA_PROFILE"); v && std::strcmp(v, "1") == 0 && start_s_ >= 0)
+    std::fprintf(stderr, "weights: %.0f MiB read in %.2f s (host staging copies %.2f s), %.0f MiB on the device\n",
+                 bytes_read_ / 1048576.0, seconds_now() - start_s_, copy_s_, model_->weight_bytes_ / 1048576.0);
   return VN_OK;
 }
 

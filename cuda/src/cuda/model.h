@@ -89,8 +89,10 @@ class CudaModel : public vn::Model {
   size_t weight_bytes_ = 0;
 };
 
-// Uploads a WeightSet's FP32 host tensors as device FP16 or FP32 copies owned by a model,
-// converting on the device; frees each host tensor once it is on the device.
+// Uploads a WeightSet's tensors to device copies owned by a model: the stored bytes (fp16, bf16
+// or fp32, read straight from the caller's possibly memory-mapped tensors on several threads) go
+// through a few pinned staging buffers to the device, which converts them to FP16, FP32 or FP8
+// E4M3 rows. No FP32 host copy is made; host memory stays at the staging buffers.
 class WeightLoader {
  public:
   WeightLoader(const WeightSet& ws, CudaModel* model, cudaStream_t stream) : ws_(ws), model_(model), stream_(stream) {}
@@ -101,23 +103,40 @@ class WeightLoader {
   __half* f16_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape);
   // The first `count` values of a tensor (DNABERT's token type 0 row).
   float* f32_prefix(const std::string& name, std::initializer_list<int64_t> shape, int64_t count);
+  // 2-D tensors stacked along their first dimension as E4M3 with one scale per row (common/fp8.h);
+  // *scales gets the device array of scales (rows of all tensors).
+  uint8_t* fp8_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape, float** scales);
   // A host array computed at load (e.g. folded BatchNorm).
   float* f32_host(const std::vector<float>& values);
   vn_status finish();  // waits for the uploads; the status of the whole load
   vn_status status = VN_OK;
 
  private:
+  enum class Kind { kF16, kF32, kFp8 };
+  static constexpr int kSlots = 3;
+  struct Slot {
+    void* host = nullptr;  // pinned
+    void* dev = nullptr;   // device copy in the stored dtype, for the conversion kernels
+    cudaEvent_t done = nullptr;
+  };
   void* alloc(size_t bytes);
-  float* stage(const WeightSet::Entry& e);  // copies a host tensor into the device staging buffer
+  bool init_slots();
+  // The first `count` values of e to dst as `kind` (kFp8: rows of `cols`, scales per row).
+  bool upload(const WeightSet::Entry& e, const std::string& name, Kind kind, int64_t count, void* dst,
+              int64_t cols = 0, float* scales = nullptr);
+  const WeightSet::Entry* entry(const std::string& name, std::initializer_list<int64_t> shape);
   const WeightSet& ws_;
   CudaModel* model_;
   cudaStream_t stream_;
-  float* staging_ = nullptr;
-  size_t staging_count_ = 0;
+  Slot slots_[kSlots];
+  int next_slot_ = 0;
+  size_t slot_bytes_ = 0;
+  size_t bytes_read_ = 0;
+  double copy_s_ = 0, start_s_ = -1;
 };
 
 vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
-                    const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out);
+                    const GemmContext& gemm, cudaStream_t stream, bool fp8, std::unique_ptr<CudaModel>* out);
 vn_status load_dnabert(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,
                        const GemmContext& gemm, cudaStream_t stream, std::unique_ptr<CudaModel>* out);
 vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, CudaEngine* engine, GemmPlans& plans,

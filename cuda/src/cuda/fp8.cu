@@ -1,0 +1,255 @@
+// --precision fp8: the kernels around the E4M3 GEMMs. LayerNorm and GELU write their outputs as
+// E4M3 with one scale per token (common/fp8.h), computed in FP32 from the unrounded values; the
+// reference GEMM and the scaling pass serve cuBLASLt builds without outer-vector scaling.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "common/fp8.h"
+#include "cuda/device.cuh"
+#include "cuda/kernels.h"
+
+namespace vn::cuda {
+
+namespace {
+
+__device__ __forceinline__ uint32_t pack4_e4m3(float a, float b, float c, float d) {
+  const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(a, b), __NV_SATFINITE, __NV_E4M3);
+  const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(c, d), __NV_SATFINITE, __NV_E4M3);
+  return lo | (hi << 16);
+}
+
+constexpr int kLnRows = 4;  // warps (rows) per block
+
+// One warp per row, the row in registers (as layernorm.cu), then amax and E4M3.
+template <int V>
+__global__ void __launch_bounds__(32 * kLnRows)
+    layernorm_fp8_kernel(const float* __restrict__ x, const float* __restrict__ add, const float* __restrict__ w,
+                         const float* __restrict__ b, int64_t rows, int hidden, float eps, uint8_t* __restrict__ q,
+                         float* __restrict__ scales) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRows + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const float* src = x + row * hidden;
+  float4 v[V];
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden) {
+      v[i] = *reinterpret_cast<const float4*>(src + c);
+      if (add) {
+        const float4 a = *reinterpret_cast<const float4*>(add + c);
+        v[i].x += a.x, v[i].y += a.y, v[i].z += a.z, v[i].w += a.w;
+      }
+    } else {
+      v[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+    sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+  }
+  const float mean = warp_sum(sum) / static_cast<float>(hidden);
+  float sq = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden) {
+      const float dx = v[i].x - mean, dy = v[i].y - mean, dz = v[i].z - mean, dw = v[i].w - mean;
+      sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
+    }
+  }
+  const float rstd = 1.0f / sqrtf(warp_sum(sq) / static_cast<float>(hidden) + eps);
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden) {
+      const float4 g = *reinterpret_cast<const float4*>(w + c);
+      const float4 bb = *reinterpret_cast<const float4*>(b + c);
+      v[i].x = (v[i].x - mean) * rstd * g.x + bb.x;
+      v[i].y = (v[i].y - mean) * rstd * g.y + bb.y;
+      v[i].z = (v[i].z - mean) * rstd * g.z + bb.z;
+      v[i].w = (v[i].w - mean) * rstd * g.w + bb.w;
+      amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[i].x), fabsf(v[i].y)), fmaxf(fabsf(v[i].z), fabsf(v[i].w))));
+    }
+  }
+  amax = warp_max(amax);
+  const float inv = fp8_inv_scale(amax);
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden)
+      *reinterpret_cast<uint32_t*>(q + row * hidden + c) =
+          pack4_e4m3(v[i].x * inv, v[i].y * inv, v[i].z * inv, v[i].w * inv);
+  }
+  if (lane == 0) scales[row] = fp8_scale(amax);
+}
+
+template <int V>
+cudaError_t launch_ln(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
+                      float eps, uint8_t* q, float* scales, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((rows + kLnRows - 1) / kLnRows);
+  layernorm_fp8_kernel<V><<<blocks, 32 * kLnRows, 0, stream>>>(x, add, w, b, rows, hidden, eps, q, scales);
+  return cudaGetLastError();
+}
+
+constexpr int kQThreads = 256;
+
+// One block per row; each thread holds V chunks of 8 values in FP32.
+template <int V, bool kGelu>
+__global__ void __launch_bounds__(kQThreads)
+    quantize_rows_kernel(const __half* __restrict__ in, int cols, uint8_t* __restrict__ q, float* __restrict__ scales) {
+  __shared__ float scratch[32];
+  const int64_t row = blockIdx.x;
+  const int chunks = cols / 8;
+  const __half* src = in + row * cols;
+  float f[V][8];
+  float amax = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int ch = i * kQThreads + threadIdx.x;
+    if (ch < chunks) {
+      uint4 raw = *reinterpret_cast<const uint4*>(src + ch * 8);
+      const __half2* h = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float2 t = __half22float2(h[e]);
+        if (kGelu) t = make_float2(gelu_erf(t.x), gelu_erf(t.y));
+        f[i][2 * e] = t.x;
+        f[i][2 * e + 1] = t.y;
+        amax = fmaxf(amax, fmaxf(fabsf(t.x), fabsf(t.y)));
+      }
+    }
+  }
+  amax = block_max(amax, scratch);
+  const float inv = fp8_inv_scale(amax);
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int ch = i * kQThreads + threadIdx.x;
+    if (ch < chunks) {
+      uint2 out;
+      out.x = pack4_e4m3(f[i][0] * inv, f[i][1] * inv, f[i][2] * inv, f[i][3] * inv);
+      out.y = pack4_e4m3(f[i][4] * inv, f[i][5] * inv, f[i][6] * inv, f[i][7] * inv);
+      *reinterpret_cast<uint2*>(q + row * cols + ch * 8) = out;
+    }
+  }
+  if (threadIdx.x == 0) scales[row] = fp8_scale(amax);
+}
+
+template <int V>
+cudaError_t launch_q(const __half* in, int64_t rows, int cols, bool gelu, uint8_t* q, float* scales,
+                     cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>(rows);
+  if (gelu) quantize_rows_kernel<V, true><<<blocks, kQThreads, 0, stream>>>(in, cols, q, scales);
+  else quantize_rows_kernel<V, false><<<blocks, kQThreads, 0, stream>>>(in, cols, q, scales);
+  return cudaGetLastError();
+}
+
+__global__ void dequant_kernel(const float* __restrict__ acc, int64_t m, int64_t n, const float* __restrict__ xs,
+                               const float* __restrict__ ws, const void* __restrict__ bias, void* y, int64_t ldy,
+                               bool out_f16, bool accumulate) {
+  const int64_t total = m * n;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / n, c = i % n;
+    float v = acc[i] * xs[r] * ws[c];
+    if (out_f16) {
+      if (bias) v += __half2float(static_cast<const __half*>(bias)[c]);
+      static_cast<__half*>(y)[r * ldy + c] = __float2half_rn(v);
+    } else {
+      if (bias) v += static_cast<const float*>(bias)[c];
+      float* o = static_cast<float*>(y) + r * ldy + c;
+      *o = accumulate ? *o + v : v;
+    }
+  }
+}
+
+__device__ __forceinline__ float e4m3_to_float(uint8_t b) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(b, __NV_E4M3);
+  return __half2float(__half(h));
+}
+
+__global__ void fp8_gemm_naive_kernel(const uint8_t* __restrict__ x, int64_t ldx, const uint8_t* __restrict__ w,
+                                      const float* __restrict__ xs, const float* __restrict__ ws,
+                                      const void* __restrict__ bias, void* y, int64_t ldy, int64_t m, int64_t n,
+                                      int64_t k, bool out_f16, bool accumulate) {
+  const int64_t total = m * n;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / n, c = i % n;
+    float s = 0.0f;
+    for (int64_t l = 0; l < k; ++l) s += e4m3_to_float(x[r * ldx + l]) * e4m3_to_float(w[c * k + l]);
+    float v = s * xs[r] * ws[c];
+    if (out_f16) {
+      if (bias) v += __half2float(static_cast<const __half*>(bias)[c]);
+      static_cast<__half*>(y)[r * ldy + c] = __float2half_rn(v);
+    } else {
+      if (bias) v += static_cast<const float*>(bias)[c];
+      float* o = static_cast<float*>(y) + r * ldy + c;
+      *o = accumulate ? *o + v : v;
+    }
+  }
+}
+
+}  // namespace
+
+cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
+                          float eps, uint8_t* q, float* scales, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden) return cudaErrorInvalidValue;
+  const int need = (hidden + 127) / 128;
+#define VN_LN8_CASE(V) \
+  if (need <= V) return launch_ln<V>(x, add, w, b, rows, hidden, eps, q, scales, stream);
+  VN_LN8_CASE(1)
+  VN_LN8_CASE(2)
+  VN_LN8_CASE(4)
+  VN_LN8_CASE(6)
+  VN_LN8_CASE(8)
+  VN_LN8_CASE(10)
+  VN_LN8_CASE(12)
+  VN_LN8_CASE(16)
+  VN_LN8_CASE(20)
+  VN_LN8_CASE(24)
+  VN_LN8_CASE(32)
+  VN_LN8_CASE(40)
+  VN_LN8_CASE(64)
+#undef VN_LN8_CASE
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t quantize_rows_fp8(const __half* in, int64_t rows, int cols, bool gelu, uint8_t* q, float* scales,
+                              cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  if (cols % 8 != 0 || cols > kMaxFp8RowQuant || rows > INT32_MAX) return cudaErrorInvalidValue;
+  const int v = (cols / 8 + kQThreads - 1) / kQThreads;
+  switch (v) {
+    case 0:
+    case 1: return launch_q<1>(in, rows, cols, gelu, q, scales, stream);
+    case 2: return launch_q<2>(in, rows, cols, gelu, q, scales, stream);
+    case 3: return launch_q<3>(in, rows, cols, gelu, q, scales, stream);
+    case 4: return launch_q<4>(in, rows, cols, gelu, q, scales, stream);
+    case 5: return launch_q<5>(in, rows, cols, gelu, q, scales, stream);
+    case 6: return launch_q<6>(in, rows, cols, gelu, q, scales, stream);
+    default: return launch_q<8>(in, rows, cols, gelu, q, scales, stream);
+  }
+}
+
+cudaError_t fp8_dequant_epilogue(const float* acc, int64_t m, int64_t n, const float* x_scale, const float* w_scale,
+                                 const void* bias, void* y, int64_t ldy, bool out_f16, bool accumulate,
+                                 cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return cudaSuccess;
+  dequant_kernel<<<grid_for(m * n, 256, 1 << 16), 256, 0, stream>>>(acc, m, n, x_scale, w_scale, bias, y, ldy, out_f16,
+                                                                    accumulate);
+  return cudaGetLastError();
+}
+
+cudaError_t fp8_gemm_naive(const uint8_t* x, int64_t ldx, const uint8_t* w, const float* x_scale,
+                           const float* w_scale, const void* bias, void* y, int64_t ldy, int64_t m, int64_t n,
+                           int64_t k, bool out_f16, bool accumulate, cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return cudaSuccess;
+  fp8_gemm_naive_kernel<<<grid_for(m * n, 256, 1 << 16), 256, 0, stream>>>(x, ldx, w, x_scale, w_scale, bias, y, ldy,
+                                                                           m, n, k, out_f16, accumulate);
+  return cudaGetLastError();
+}
+
+}  // namespace vn::cuda
