@@ -4,6 +4,7 @@
  * and optionally on several GPU sets (e.g. --gpu-sets 0 0,1) for the multi-GPU speed-up.
  *
  *   bun bench e2e [--reads 1000000] [--length 150] [--gpu-sets 0,0,1] [--esm DIR --dnabert DIR --classifier FILE]
+ *                 [--precision fp16|fp8]
  */
 import { parseArgs } from "node:util";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -34,6 +35,7 @@ export async function e2eBench(args: string[]) {
       classifier: { type: "string" },
       tokenizer: { type: "string" },
       "token-budget": { type: "string" },
+      precision: { type: "string", default: "fp16" },
       "sample-reads": { type: "string", default: "50000" },
       "work-dir": { type: "string", default: join(tmpdir(), "virnuc-bench") },
       out: { type: "string", default: "bench/results" },
@@ -64,7 +66,9 @@ export async function e2eBench(args: string[]) {
   const backend = o.device === "cpu" ? "cpu" : "cuda";
   const engine = Engine.create(backend, {});
   const esmModel = loadEsm(models.esm);
-  const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, backend === "cpu" ? "fp32" : "fp16");
+  const precision = backend === "cpu" ? "fp32" : (o.precision as "fp16" | "fp8");
+  if (!["fp32", "fp16", "fp8"].includes(precision)) throw new Error(`--precision ${precision}: expected fp16 or fp8`);
+  const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, precision);
   const dna = engine.loadEncoder(dnaModel.config, dnaModel.tensors, backend === "cpu" ? "fp32" : "fp16");
   const wl = makeWorkload(Number(o["sample-reads"]), L, 11, tok);
   const budget = o["token-budget"] ? Number(o["token-budget"]) : esm.suggestTokenBudget();
@@ -96,6 +100,7 @@ export async function e2eBench(args: string[]) {
       "--esm", models.esm, "--dnabert", models.dna, "--classifier", classifier, "--no-progress",
       ...(set === "cpu" ? ["--device", "cpu"] : ["--gpus", set]),
       ...(o["token-budget"] ? ["--token-budget", o["token-budget"]] : []),
+      ...(set === "cpu" ? [] : ["--precision", precision]),
     ];
     console.error(`bench: ${argv.slice(1).join(" ")}`);
     const t = performance.now();
@@ -106,6 +111,8 @@ export async function e2eBench(args: string[]) {
     const compute = run.timings?.compute_s ?? run.computeSeconds ?? wall;
     rows.push({
       gpus: set,
+      precision: set === "cpu" ? "fp32" : precision,
+      model_load_s: run.modelLoadSeconds ?? null,
       reads,
       wall_s: wall,
       compute_s: compute,
@@ -116,7 +123,7 @@ export async function e2eBench(args: string[]) {
   }
   const base = rows[0].reads_per_s as number;
   for (const r of rows) r.speedup_vs_first = (r.reads_per_s as number) / base;
-  const result = { kind: "e2e", date: new Date().toISOString(), machine: machineInfo(), read_length: L, embedding_only_reads_per_s: embedReadsPerS, rows };
+  const result = { kind: "e2e", precision, date: new Date().toISOString(), machine: machineInfo(), read_length: L, embedding_only_reads_per_s: embedReadsPerS, rows };
   mkdirSync(o.out!, { recursive: true });
   const stamp = result.date.slice(0, 19).replace(/[:T]/g, "-");
   writeFileSync(join(o.out!, `e2e-${stamp}.json`), JSON.stringify(result, null, 2) + "\n");

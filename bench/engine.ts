@@ -5,7 +5,7 @@
  * the same run, and the GEMM ceiling measured there too.
  *
  *   bun bench engine [--esm DIR] [--dnabert DIR] [--reads N] [--lengths 150,300,500]
- *                    [--budgets 8192,16384,32768,65536] [--repeats 3] [--precision fp16]
+ *                    [--budgets 8192,16384,32768,65536] [--repeats 3] [--precision fp16 | fp8 | fp16,fp8]
  *                    [--peers] [--dnabert-remote-code bert_layers.py] [--out bench/results]
  */
 import { parseArgs } from "node:util";
@@ -68,12 +68,13 @@ export function encoderFlops(cfg: { nLayers: number; hidden: number; intermediat
   return f;
 }
 
-export async function ensureRandomModels(work: string, tokenizer?: string) {
-  const esm = join(work, "esm2_t36_3B_UR50D");
+/** Random ESM-2 3B and DNABERT-S in `work` (written once); outliers: the ESM-2 variant with outlier channels. */
+export async function ensureRandomModels(work: string, tokenizer?: string, opts: { outliers?: boolean } = {}) {
+  const esm = join(work, opts.outliers ? "esm2_t36_3B_UR50D-outliers" : "esm2_t36_3B_UR50D");
   const dna = join(work, "dnabert-s");
   if (!existsSync(join(esm, "config.json"))) {
-    console.error(`bench: writing random ESM-2 3B weights to ${esm} ...`);
-    writeRandomModel("esm2_t36_3B_UR50D", 1, esm);
+    console.error(`bench: writing random ESM-2 3B weights${opts.outliers ? " (outlier channels)" : ""} to ${esm} ...`);
+    writeRandomModel("esm2_t36_3B_UR50D", 1, esm, { outliers: opts.outliers });
   }
   if (!existsSync(join(dna, "config.json"))) {
     console.error(`bench: writing random DNABERT-S weights to ${dna} ...`);
@@ -114,9 +115,18 @@ export async function engineBench(args: string[]) {
   };
   const backend = o.device === "cpu" ? "cpu" : "cuda";
   const engine = Engine.create(backend, {});
-  const precision = (backend === "cpu" ? "fp32" : o.precision) as "fp16";
-  const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, precision);
-  const dna = engine.loadEncoder(dnaModel.config, dnaModel.tensors, precision);
+  // ESM-2 at each requested precision (e.g. fp16,fp8), side by side; DNABERT-S in fp16.
+  const precisions = (backend === "cpu" ? ["fp32"] : o.precision!.split(",")) as ("fp32" | "fp16" | "fp8")[];
+  for (const p of precisions)
+    if (!["fp32", "fp16", "fp8"].includes(p)) throw new Error(`--precision ${p}: expected fp16, fp8 or a list of them`);
+  const precision = precisions.join(",");
+  const esms = precisions.map((p) => {
+    const t0 = performance.now();
+    const h = engine.loadEncoder(esmModel.config, esmModel.tensors, p);
+    console.error(`bench: ESM-2 loaded in ${p} in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
+    return [p, h] as const;
+  });
+  const dna = engine.loadEncoder(dnaModel.config, dnaModel.tensors, backend === "cpu" ? "fp32" : "fp16");
   const lengths = o.lengths!.split(",").map(Number);
   const budgets = o.budgets!.split(",").map(Number);
   const repeats = Number(o.repeats);
@@ -130,11 +140,11 @@ export async function engineBench(args: string[]) {
     writeFileSync(pf, wl.proteins.join("\n") + "\n");
     writeFileSync(nf, wl.nucleotides.join("\n") + "\n");
     peerInputs.push({ length: L, proteins: pf, nucleotides: nf });
-    const runs: [string, typeof esm, Int32Array[], number[], typeof esmModel.config][] = [
-      ["esm2", esm, wl.esm, budgets, esmModel.config],
-      ["dnabert", dna, wl.dnabert, o["dnabert-budgets"]!.split(",").map(Number), dnaModel.config],
+    const runs: [string, string, typeof dna, Int32Array[], number[], typeof esmModel.config][] = [
+      ...esms.map(([p, h]) => ["esm2", p, h, wl.esm, budgets, esmModel.config] as [string, string, typeof dna, Int32Array[], number[], typeof esmModel.config]),
+      ["dnabert", backend === "cpu" ? "fp32" : "fp16", dna, wl.dnabert, o["dnabert-budgets"]!.split(",").map(Number), dnaModel.config],
     ];
-    for (const [name, handle, seqs, bs, cfg] of runs) {
+    for (const [name, prec, handle, seqs, bs, cfg] of runs) {
       const tokens = seqs.reduce((a, s) => a + s.length, 0);
       const flops = encoderFlops(cfg, seqs);
       for (const budget of bs) {
@@ -153,6 +163,7 @@ export async function engineBench(args: string[]) {
         const t = median(times);
         const row = {
           model: name,
+          precision: prec,
           config: `${cfg.nLayers} layers, hidden ${cfg.hidden}`,
           read_length: L,
           token_budget: budget,
@@ -167,11 +178,11 @@ export async function engineBench(args: string[]) {
           packing_efficiency: eff,
         };
         ours.push(row);
-        console.error(`bench: ${name} L=${L} budget=${budget}: ${(row.tokens_per_s / 1e3).toFixed(1)} k tokens/s, ${row.tflops.toFixed(0)} TFLOP/s, packing ${(eff * 100).toFixed(1)}%`);
+        console.error(`bench: ${name} ${prec} L=${L} budget=${budget}: ${(row.tokens_per_s / 1e3).toFixed(1)} k tokens/s, ${row.tflops.toFixed(0)} TFLOP/s, packing ${(eff * 100).toFixed(1)}%`);
       }
     }
   }
-  esm.close();
+  for (const [, h] of esms) h.close();
   dna.close();
   engine.close();
 
@@ -195,10 +206,14 @@ export async function engineBench(args: string[]) {
   const jsonPath = join(o.out!, `engine-${stamp}.json`);
   writeFileSync(jsonPath, JSON.stringify(result, null, 2) + "\n");
   const esmRows = ours.filter((r) => r.model === "esm2");
-  const series = lengths.map((L) => ({
-    name: `virnuc ESM-2 (${esmModel.config.nLayers}L, ${esmModel.config.hidden}), ${L} bp reads`,
-    points: esmRows.filter((r) => r.read_length === L).map((r) => [r.token_budget as number, (r.tokens_per_s as number) / 1e3] as [number, number]),
-  }));
+  const series = precisions.flatMap((p) =>
+    lengths.map((L) => ({
+      name: `virnuc ESM-2 (${esmModel.config.nLayers}L, ${esmModel.config.hidden}) ${p}, ${L} bp reads`,
+      points: esmRows
+        .filter((r) => r.read_length === L && r.precision === p)
+        .map((r) => [r.token_budget as number, (r.tokens_per_s as number) / 1e3] as [number, number]),
+    })),
+  );
   const refLines: { name: string; y: number }[] = [];
   const pe = peers as { esm?: { read_length: number; tokens_per_s: number }[] } | null;
   for (const p of pe?.esm ?? []) refLines.push({ name: `HF EsmModel FP16 SDPA, ${p.read_length} bp`, y: p.tokens_per_s / 1e3 });
@@ -208,9 +223,9 @@ export async function engineBench(args: string[]) {
   );
   console.log(
     table(
-      ["model", "read bp", "budget", "k tok/s", "seq/s", "TFLOP/s", "packing"],
+      ["model", "precision", "read bp", "budget", "k tok/s", "seq/s", "TFLOP/s", "packing"],
       ours.map((r) => [
-        String(r.model), String(r.read_length), String(r.token_budget),
+        String(r.model), String(r.precision), String(r.read_length), String(r.token_budget),
         ((r.tokens_per_s as number) / 1e3).toFixed(1), (r.seqs_per_s as number).toFixed(0),
         (r.tflops as number).toFixed(0), `${((r.packing_efficiency as number) * 100).toFixed(1)}%`,
       ]),

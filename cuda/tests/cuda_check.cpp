@@ -41,6 +41,8 @@ bool g_quick = false;
 bool g_cpu_only = false;
 int g_backend = VN_BACKEND_CUDA;
 int g_precision = VN_PREC_FP16;
+// --fp8: also check and benchmark --precision fp8 (ESM-2).
+bool g_fp8 = false;
 
 void check(bool ok, const std::string& what) {
   std::printf("  %s %s\n", ok ? "PASS" : "FAIL", what.c_str());
@@ -110,7 +112,15 @@ float from_half(uint16_t h) {
 
 // ---- random models in the canonical layout of virnuc.h ----
 
-enum class Fill { kLinear, kBias, kLnWeight, kLnBias, kEmbedding, kInvFreq, kBnVar, kSmall };
+enum class Fill { kLinear, kBias, kLnWeight, kLnBias, kEmbedding, kInvFreq, kBnVar, kSmall, kLnWeightOutliers };
+
+// The hidden channels given 20-50x LayerNorm gains in models with outliers (as real ESM-2 weights
+// produce a few activation channels far larger than the rest).
+bool outlier_channel(int64_t c, int64_t hidden) {
+  for (int64_t i = 0; i < 6; ++i)
+    if (c == (i * 977 + 13) % hidden) return true;
+  return false;
+}
 
 struct Weights {
   struct T {
@@ -150,6 +160,10 @@ struct Weights {
         case Fill::kLinear: return rng.sym(0.5f * std::sqrt(3.0f / static_cast<float>(fan_in)));
         case Fill::kBias: return rng.sym(0.02f);
         case Fill::kLnWeight: return 1.0f + rng.sym(0.1f);
+        case Fill::kLnWeightOutliers: {
+          const float base = 1.0f + rng.sym(0.1f);
+          return outlier_channel(i, count) ? base * (20.0f + 30.0f * rng.uniform()) : base;
+        }
         case Fill::kLnBias: return rng.sym(0.05f);
         case Fill::kEmbedding: return rng.sym(0.5f);
         case Fill::kBnVar: return 0.5f + rng.uniform();
@@ -229,12 +243,13 @@ vn_model_config mlp_config() {
   return c;
 }
 
-void add_esm(Weights& w, const vn_model_config& c) {
+void add_esm(Weights& w, const vn_model_config& c, bool outliers = false) {
+  const Fill ln_w = outliers ? Fill::kLnWeightOutliers : Fill::kLnWeight;
   const int64_t H = c.hidden, I = c.intermediate, hd = c.hidden / c.n_heads;
   w.add("embeddings.word_embeddings.weight", {c.vocab, H}, Fill::kEmbedding);
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "encoder.layer." + std::to_string(l) + ".";
-    w.add(p + "attention.LayerNorm.weight", {H}, Fill::kLnWeight);
+    w.add(p + "attention.LayerNorm.weight", {H}, ln_w);
     w.add(p + "attention.LayerNorm.bias", {H}, Fill::kLnBias);
     for (const char* q : {"query", "key", "value"}) {
       w.add(p + "attention.self." + q + ".weight", {H, H}, Fill::kLinear);
@@ -243,7 +258,7 @@ void add_esm(Weights& w, const vn_model_config& c) {
     w.add(p + "attention.self.rotary_embeddings.inv_freq", {hd / 2}, Fill::kInvFreq);
     w.add(p + "attention.output.dense.weight", {H, H}, Fill::kLinear);
     w.add(p + "attention.output.dense.bias", {H}, Fill::kBias);
-    w.add(p + "LayerNorm.weight", {H}, Fill::kLnWeight);
+    w.add(p + "LayerNorm.weight", {H}, ln_w);
     w.add(p + "LayerNorm.bias", {H}, Fill::kLnBias);
     w.add(p + "intermediate.dense.weight", {I, H}, Fill::kLinear);
     w.add(p + "intermediate.dense.bias", {I}, Fill::kBias);
@@ -507,17 +522,20 @@ std::vector<Summary> g_summary;
 
 // CPU FP32 vs CUDA FP16 on `seqs`; invariance across two packings.
 void check_encoder(const std::string& name, const vn_model_config& cfg, const std::vector<Seq>& seqs,
-                   int64_t budget_a, int64_t budget_b, double cos_min_required, Engine& cpu, Engine& gpu) {
+                   int64_t budget_a, int64_t budget_b, double cos_min_required, Engine& cpu, Engine& gpu,
+                   int precision = -1, bool outliers = false) {
+  if (precision < 0) precision = g_precision;
+  const char* prec_name = precision == VN_PREC_FP8 ? "fp8" : precision == VN_PREC_FP16 ? "fp16" : "fp32";
   std::printf("[%s] layers %d hidden %d heads %d (head dim %d), %zu sequences\n", name.c_str(), cfg.n_layers,
               cfg.hidden, cfg.n_heads, cfg.hidden / cfg.n_heads, seqs.size());
   std::fflush(stdout);
   const double t0 = now_s();
   Weights w;
-  if (cfg.arch == VN_ARCH_ESM2) add_esm(w, cfg);
+  if (cfg.arch == VN_ARCH_ESM2) add_esm(w, cfg, outliers);
   else add_dnabert(w, cfg);
   w.generate(7);
   vn_model* mc = load(cpu, cfg, w, VN_PREC_FP32);
-  vn_model* mg = load(gpu, cfg, w, g_precision);
+  vn_model* mg = load(gpu, cfg, w, precision);
   check(mc && mg, name + ": models load");
   if (!mc || !mg) return;
   const int n = static_cast<int>(seqs.size());
@@ -539,8 +557,8 @@ void check_encoder(const std::string& name, const vn_model_config& cfg, const st
   const Compare c = compare(ref, a);
   const int same = count_identical(a, b);
   char line[512];
-  std::snprintf(line, sizeof line, "%s: fp16 vs fp32 cosine min %.6f mean %.7f, max abs %.3g, max rel L2 %.3g",
-                name.c_str(), c.cos_min, c.cos_mean, c.max_abs, c.rel_max);
+  std::snprintf(line, sizeof line, "%s: %s vs fp32 cosine min %.6f mean %.7f, max abs %.3g, max rel L2 %.3g",
+                name.c_str(), prec_name, c.cos_min, c.cos_mean, c.max_abs, c.rel_max);
   check(c.n == n && c.cos_min >= cos_min_required, line);
   check(same == n, name + ": bit-identical across batch compositions and budgets (" + std::to_string(same) + "/" +
                        std::to_string(n) + ")");
@@ -720,6 +738,60 @@ void check_mlp(Engine& cpu, Engine& gpu) {
   vn_model_destroy(mg);
 }
 
+// --precision fp8 (ESM-2): pooled embeddings vs the CPU's FP32 (goal: cosine >= 0.995 on every
+// sequence), with and without outlier channels; bit-identical across packings; the own-scaling
+// path and the reference FP8 GEMM; refusals where fp8 does not apply.
+void run_fp8_checks(Engine& cpu, Engine& gpu) {
+  std::printf("[fp8] ESM-2 with E4M3 GEMMs\n");
+  const int k = g_quick ? 2 : 1;
+  const double want = 0.995;
+  check_encoder("esm-tiny-hd64 fp8", esm_config(3, 256, 4), esm_seqs(300 / k, 3, 200, 1, {700, 1300, 65, 64, 63}),
+                4096, 1500, want, cpu, gpu, VN_PREC_FP8);
+  check_encoder("esm2_t6_8M fp8", esm_config(6, 320, 20), esm_seqs(200 / k, 3, 170, 2), 4096, 2000, want, cpu, gpu,
+                VN_PREC_FP8);
+  check_encoder("esm2_t12_35M fp8", esm_config(12, 480, 20), esm_seqs(200 / k, 3, 170, 3), 4096, 2000, want, cpu, gpu,
+                VN_PREC_FP8);
+  check_encoder("esm2_t12_35M fp8 outliers", esm_config(12, 480, 20), esm_seqs(200 / k, 3, 170, 3), 4096, 2000, want,
+                cpu, gpu, VN_PREC_FP8, true);
+  check_encoder("esm-tiny-hd128 fp8", esm_config(2, 512, 4), esm_seqs(100 / k, 3, 300, 4), 4096, 1000, want, cpu, gpu,
+                VN_PREC_FP8);
+  check_encoder("esm2_t33_650M fp8", esm_config(33, 1280, 20), esm_seqs(60 / k, 17, 168, 7), 4096, 1200, want, cpu,
+                gpu, VN_PREC_FP8);
+  check_encoder("esm2_t33_650M fp8 outliers", esm_config(33, 1280, 20), esm_seqs(60 / k, 17, 168, 7), 4096, 1200, want,
+                cpu, gpu, VN_PREC_FP8, true);
+  check_encoder("esm2_t33_650M fp16 outliers", esm_config(33, 1280, 20), esm_seqs(60 / k, 17, 168, 7), 4096, 1200,
+                0.999, cpu, gpu, VN_PREC_FP16, true);
+  for (const char* var : {"VIRNUC_FP8_SEPARATE", "VIRNUC_CUDA_NAIVE_GEMM"}) {
+    setenv(var, "1", 1);
+    {
+      Engine ref(VN_BACKEND_CUDA, g_device);
+      check_encoder(std::string("esm-tiny-hd64 fp8 ") + var, esm_config(3, 256, 4), esm_seqs(60, 3, 200, 1, {700}),
+                    4096, 1500, want, cpu, ref, VN_PREC_FP8);
+    }
+    unsetenv(var);
+  }
+  {
+    // Refusals: DNABERT-S in fp8, fp8 on the CPU backend.
+    const vn_model_config dc = dnabert_config(2, 128, 2, 512);
+    Weights w;
+    add_dnabert(w, dc);
+    w.generate(3);
+    const std::vector<vn_tensor> t = w.view();
+    vn_model* m = nullptr;
+    const vn_status st = vn_model_load(gpu.e, &dc, t.data(), static_cast<int32_t>(t.size()), VN_PREC_FP8, &m);
+    const std::string msg = vn_last_error();
+    check(st == VN_ERR_UNSUPPORTED && msg.find("ESM-2 only") != std::string::npos,
+          "DNABERT-S in fp8 is refused: " + msg);
+    const vn_model_config ec = esm_config(2, 128, 4);
+    Weights ew;
+    add_esm(ew, ec);
+    ew.generate(3);
+    const std::vector<vn_tensor> et = ew.view();
+    const vn_status cst = vn_model_load(cpu.e, &ec, et.data(), static_cast<int32_t>(et.size()), VN_PREC_FP8, &m);
+    check(cst == VN_ERR_UNSUPPORTED, std::string("fp8 on the CPU backend is refused: ") + vn_last_error());
+  }
+}
+
 void run_checks() {
   Engine cpu(VN_BACKEND_CPU, 0);
   Engine gpu(g_backend, g_device);
@@ -758,6 +830,7 @@ void run_checks() {
     }
   }
   if (!g_cpu_only) check_oom(gpu);
+  if (g_fp8 && !g_cpu_only) run_fp8_checks(cpu, gpu);
 }
 
 // ---- throughput ----
@@ -789,7 +862,8 @@ void fill_random_half(void* dst, int64_t n, uint64_t seed) {
 
 // Raw cuBLASLt: the four ESM-2 3B GEMMs of all layers at m tokens (fp16 in and out, no epilogue,
 // the heuristic's first choice at that m): the ceiling for the engine.
-double gemm_only_tokens_per_s(int64_t m, int layers, const std::vector<std::pair<int64_t, int64_t>>& shapes) {
+double gemm_only_tokens_per_s(int64_t m, int layers, const std::vector<std::pair<int64_t, int64_t>>& shapes,
+                              bool fp8 = false) {
   cublasLtHandle_t lt = nullptr;
   cublasLtCreate(&lt);
   int64_t max_w = 0, max_x = 0, max_y = 0;
@@ -823,8 +897,10 @@ double gemm_only_tokens_per_s(int64_t m, int layers, const std::vector<std::pair
     const cublasOperation_t t = CUBLAS_OP_T, nn = CUBLAS_OP_N;
     cublasLtMatmulDescSetAttribute(op.desc, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t);
     cublasLtMatmulDescSetAttribute(op.desc, CUBLASLT_MATMUL_DESC_TRANSB, &nn, sizeof nn);
-    cublasLtMatrixLayoutCreate(&op.a, CUDA_R_16F, k, n, k);
-    cublasLtMatrixLayoutCreate(&op.b, CUDA_R_16F, k, m, k);
+    // FP8: E4M3 operands with the default per-tensor scales (1), fp16 out. The operand bytes are
+    // random halves read as E4M3: a few NaN codes do not change the speed.
+    cublasLtMatrixLayoutCreate(&op.a, fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16F, k, n, k);
+    cublasLtMatrixLayoutCreate(&op.b, fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16F, k, m, k);
     cublasLtMatrixLayoutCreate(&op.c, CUDA_R_16F, n, m, n);
     cublasLtMatmulPreference_t pref;
     cublasLtMatmulPreferenceCreate(&pref);
@@ -966,6 +1042,26 @@ void gemm_candidates(int64_t m, int64_t n, int64_t k, bool f32_accumulate) {
   cublasLtDestroy(lt);
 }
 
+// Peak resident memory of this process (VmHWM) in bytes; reset_peak_rss() restarts it at the
+// current resident size (Linux: /proc/self/clear_refs).
+int64_t proc_status_kb(const char* key) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  int64_t v = -1;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0 && line[n] == ':') v = std::atoll(line + n + 1);
+  std::fclose(f);
+  return v;
+}
+void reset_peak_rss() {
+  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
+}
+
 // Embeds `seqs` packed at `budget` (after one warm-up batch); returns tokens/s of the median of
 // `repeats` runs and the spread (max - min) / median.
 void bench_encoder(const std::string& what, Engine& gpu, vn_model* m, const std::vector<Seq>& seqs, int64_t budget,
@@ -1021,27 +1117,49 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
   std::printf("[gemm candidates] heuristic order, TFLOP/s of each (engine epilogues)\n");
   for (auto [n, k] : esm_shapes) gemm_candidates(16384, n, k, n == 2560);
 
-  // ESM-2 3B, random fp16 weights generated here.
+  if (g_fp8) {
+    std::printf("[gemm-only] ESM-2 3B, 36 layers x 4 GEMMs, cuBLASLt fp8 e4m3 (per-tensor scales), heuristic per m\n");
+    for (int64_t b : budgets) {
+      const double r = gemm_only_tokens_per_s(b, 36, esm_shapes, true);
+      std::printf("  m %6lld: %9.0f tokens/s  %6.1f TFLOP/s\n", static_cast<long long>(b), r, r * esm_flop / 1e12);
+      g_bench.push_back({"esm2-3B gemm-only fp8", b, r, r * esm_flop / 1e12, 1.0, 0});
+    }
+  }
+
+  // ESM-2 3B, random fp16 weights generated here; loaded in fp16 (and fp8), timed, with the host
+  // memory the load itself adds on top of the caller's weights.
   const vn_model_config cfg = esm_config(36, 2560, 40);
   double t0 = now_s();
-  vn_model* m = nullptr;
-  {
-    Weights w;
-    w.half = true;
-    add_esm(w, cfg);
-    w.generate(42);
+  Weights w3;
+  w3.half = true;
+  add_esm(w3, cfg);
+  w3.generate(42);
+  std::printf("[esm2_t36_3B] weights generated in %.1fs (%.1f GiB of fp16 on the host)\n", now_s() - t0,
+              proc_status_kb("VmRSS") / 1048576.0);
+  std::vector<std::pair<int, vn_model*>> models;
+  for (int prec : {VN_PREC_FP16, VN_PREC_FP8}) {
+    if (prec == VN_PREC_FP8 && !g_fp8) continue;
+    reset_peak_rss();
+    const int64_t rss0 = proc_status_kb("VmRSS");
+    int64_t free0 = 0;
+    vn_engine_memory(gpu.e, &free0, &total_b);
     const double t1 = now_s();
-    m = load(gpu, cfg, w, VN_PREC_FP16);
-    std::printf("[esm2_t36_3B] weights generated in %.1fs, loaded in %.1fs\n", t1 - t0, now_s() - t1);
+    vn_model* mm = load(gpu, cfg, w3, prec);
+    const double dt = now_s() - t1;
+    const int64_t hwm = proc_status_kb("VmHWM");
+    int64_t free1 = 0;
+    vn_engine_memory(gpu.e, &free1, &total_b);
+    const char* pn = prec == VN_PREC_FP8 ? "fp8" : "fp16";
+    std::printf("  load %s: %.2f s, host peak +%.0f MiB over the %.0f MiB before, device %.1f GiB\n", pn, dt,
+                (hwm - rss0) / 1024.0, rss0 / 1024.0, double(free0 - free1) / (1 << 30));
+    g_bench.push_back({std::string("esm2-3B load seconds ") + pn, 0, dt, (hwm - rss0) / 1024.0, 0, 0});
+    if (!mm) {
+      ++g_failures;
+      continue;
+    }
+    std::printf("  suggested token budget %lld\n", static_cast<long long>(vn_model_suggest_token_budget(mm)));
+    models.emplace_back(prec, mm);
   }
-  if (!m) {
-    ++g_failures;
-    return;
-  }
-  int64_t free_after = 0;
-  vn_engine_memory(gpu.e, &free_after, &total_b);
-  std::printf("  device memory: %.1f GiB used by the model; suggested token budget %lld\n",
-              double(free_b - free_after) / (1 << 30), static_cast<long long>(vn_model_suggest_token_budget(m)));
   struct Shape {
     const char* name;
     int lo, hi;
@@ -1059,7 +1177,9 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
         seqs.push_back(esm_protein(rng, rng.range(sh.lo, sh.hi), false));
         t += static_cast<int64_t>(seqs.back().size());
       }
-      bench_encoder(std::string("esm2-3B ") + sh.name, gpu, m, seqs, b, esm_flop, 36, 2560, 2);
+      for (auto [prec, mm] : models)
+        bench_encoder(std::string("esm2-3B ") + (prec == VN_PREC_FP8 ? "fp8 " : "") + sh.name, gpu, mm, seqs, b,
+                      esm_flop, 36, 2560, 2);
     }
   }
   if (profile) {
@@ -1070,16 +1190,20 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
       seqs.push_back(esm_protein(rng, rng.range(40, 102), false));
       t += static_cast<int64_t>(seqs.back().size());
     }
-    std::printf("[profile] esm2-3B 300bp, budget 32768 (per-op device time, stderr)\n");
-    std::fflush(stdout);
-    setenv("VIRNUC_CUDA_PROFILE", "1", 1);
-    Runner r(gpu, m, 3);
-    r.run(seqs, pack(seqs, iota(static_cast<int>(seqs.size())), 32768), nullptr);
-    setenv("VIRNUC_CUDA_PROFILE", "0", 1);
-    r.run(seqs, {{0}}, nullptr);  // the next job turns profiling off and prints the report
-    std::fflush(stderr);
+    for (auto [prec, mm] : models) {
+      std::printf("[profile] esm2-3B %s 300bp, budget 32768 (per-op device time, stderr)\n",
+                  prec == VN_PREC_FP8 ? "fp8" : "fp16");
+      std::fflush(stdout);
+      setenv("VIRNUC_CUDA_PROFILE", "1", 1);
+      Runner r(gpu, mm, 3);
+      r.run(seqs, pack(seqs, iota(static_cast<int>(seqs.size())), 32768), nullptr);
+      setenv("VIRNUC_CUDA_PROFILE", "0", 1);
+      r.run(seqs, {{0}}, nullptr);  // the next job turns profiling off and prints the report
+      std::fflush(stderr);
+    }
   }
-  vn_model_destroy(m);
+  for (auto [prec, mm] : models) vn_model_destroy(mm);
+  models.clear();
 
   // DNABERT-S.
   const vn_model_config dcfg = dnabert_config(12, 768, 12, 3072);
@@ -1140,6 +1264,7 @@ int main(int argc, char** argv) {
     const std::string a = argv[i];
     if (a == "--quick") g_quick = true;
     else if (a == "--cpu") g_cpu_only = true, g_backend = VN_BACKEND_CPU, g_precision = VN_PREC_FP32;
+    else if (a == "--fp8") g_fp8 = true;
     else if (a == "--profile") profile = true;
     else if (a == "--device" && i + 1 < argc) g_device = std::atoi(argv[++i]);
     else if (a == "--tokens" && i + 1 < argc) tokens = std::atoll(argv[++i]);

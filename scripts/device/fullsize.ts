@@ -24,6 +24,7 @@ const { values: o } = parseArgs({
     "per-length": { type: "string", default: "800" },
     tokenizer: { type: "string" },
     precision: { type: "string", default: "fp16" },
+    outliers: { type: "boolean", default: false },
     "work-dir": { type: "string", default: join(tmpdir(), "virnuc-bench") },
     out: { type: "string", default: join(tmpdir(), "virnuc-fullsize") },
   },
@@ -31,7 +32,7 @@ const { values: o } = parseArgs({
 const work = resolve(o["work-dir"]!);
 const out = resolve(o.out!);
 mkdirSync(out, { recursive: true });
-const models = await ensureRandomModels(work, o.tokenizer);
+const models = await ensureRandomModels(work, o.tokenizer, { outliers: o.outliers });
 const esmModel = loadEsm(models.esm);
 const dnaModel = loadDnabert(models.dna);
 const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(o.tokenizer ?? join(models.dna, "tokenizer.json")) };
@@ -55,9 +56,10 @@ const flat = (seqs: Int32Array[]) => {
   return { ids, offs };
 };
 const engine = Engine.create("cuda", {});
-const prec = o.precision as "fp16";
+const prec = o.precision as "fp16" | "fp8";
 const run = (model: typeof esmModel, seqs: Int32Array[], budget: number) => {
-  const h = engine.loadEncoder(model.config, model.tensors, prec);
+  // fp8 applies to ESM-2; DNABERT-S stays fp16.
+  const h = engine.loadEncoder(model.config, model.tensors, model.config.arch === "esm2" ? prec : "fp16");
   const r = new EncoderRunner(engine, h, budget, "check");
   const a = r.submit(seqs, (i) => `seq ${i}`).finish();
   // Reproducibility: reversed order, another budget.
@@ -91,6 +93,7 @@ const meta = {
   sequences: esmSeqs.length,
   read_lengths: lengthOf,
   precision: prec,
+  outliers: o.outliers,
   reproducible: { esm: `${esm.bitIdentical}/${esm.total}`, dnabert: `${dna.bitIdentical}/${dna.total}` },
   seconds: (performance.now() - t0) / 1000,
 };

@@ -40,7 +40,7 @@ async function randomCommand(args: string[], opts: Record<string, unknown>): Pro
   if (dtype !== undefined && dtype !== "f32" && dtype !== "f16") throw new UserError(`--dtype must be f32 or f16, got '${dtype}'`);
   const tokenizer = typeof opts.tokenizer === "string" ? opts.tokenizer : undefined;
   const t0 = performance.now();
-  writeRandomModel(arch, seed, out, { dtype, tokenizer });
+  writeRandomModel(arch, seed, out, { dtype, tokenizer, outliers: opts.outliers === true });
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   process.stderr.write(`wrote random ${arch} (seed ${seed}) to ${out} in ${secs} s\n`);
 }

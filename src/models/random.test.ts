@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
 import { DNA_SPECIALS, randomDnaCorpus, syntheticDnaTokenizer, trainBpe } from "./bpe.ts";
 import { loadEsm } from "./esm.ts";
-import { defaultRandomDtype, RANDOM_ARCHS, writeRandomModel } from "./random.ts";
+import { defaultRandomDtype, outlierChannels, RANDOM_ARCHS, writeRandomModel } from "./random.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { tempDir, values } from "./testing.ts";
 
@@ -49,6 +49,32 @@ describe("writeRandomModel", () => {
       expect(v.some((x) => x !== 0)).toBe(true);
       if (name.endsWith("bias") && v.length > 1) expect(stats(v).sd).toBeGreaterThan(0.005);
     }
+  });
+
+  test("outliers: a few LayerNorm gain channels 20-50x the rest, every layer, ESM-2 only", () => {
+    const dir = tmp.sub("outliers");
+    writeRandomModel("tiny-esm", 11, dir, { outliers: true });
+    const t = readSafetensors(join(dir, "model.safetensors")).tensors;
+    const plain = readSafetensors(join(a, "model.safetensors")).tensors;
+    const hot = outlierChannels(128);
+    expect(new Set(hot).size).toBe(6);
+    for (const name of ["esm.encoder.layer.0.attention.LayerNorm.weight", "esm.encoder.layer.2.LayerNorm.weight"]) {
+      const v = values(t.get(name));
+      for (let c = 0; c < v.length; c++) {
+        if (hot.includes(c)) {
+          expect(v[c]).toBeGreaterThan(20 * 0.8);
+          expect(v[c]).toBeLessThan(50 * 1.2);
+        } else {
+          expect(Math.abs(v[c] - 1)).toBeLessThan(0.3);
+        }
+      }
+    }
+    // Everything else is the plain model's.
+    expect(values(t.get("esm.encoder.layer.1.intermediate.dense.weight"))).toEqual(
+      values(plain.get("esm.encoder.layer.1.intermediate.dense.weight")),
+    );
+    expect(values(t.get("esm.encoder.emb_layer_norm_after.weight"))).toEqual(values(plain.get("esm.encoder.emb_layer_norm_after.weight")));
+    expect(() => writeRandomModel("tiny-dnabert", 1, tmp.sub("no"), { outliers: true })).toThrow("ESM-2 architectures only");
   });
 
   test("ESM-2 8M: the Hub config and names", () => {

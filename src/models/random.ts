@@ -22,6 +22,26 @@ export interface RandomModelOptions {
   dtype?: RandomDtype;
   /** dnabert archs: copy this tokenizer.json instead of training a synthetic one. */
   tokenizer?: string;
+  /**
+   * esm archs: give a handful of hidden channels (outlierChannels) 20-50x LayerNorm gains in every
+   * layer, as real ESM-2 weights produce a few activation channels far larger than the rest
+   * (what FP8 checks must survive).
+   */
+  outliers?: boolean;
+}
+
+/** The hidden channels that `outliers` models amplify. */
+export function outlierChannels(hidden: number): number[] {
+  return [0, 1, 2, 3, 4, 5].map((i) => (i * 977 + 13) % hidden);
+}
+
+/** A LayerNorm weight with the outlier channels scaled by 20-50 (seeded per tensor). */
+function outlierLnWeight(name: string, hidden: number, seed: number): Float32Array {
+  const rng = new Xoshiro128(seed, hash32(name));
+  const v = new Float32Array(hidden);
+  fillFromTable(v, valueTable(LN_WEIGHT, "f32"), rng);
+  for (const c of outlierChannels(hidden)) v[c] *= 20 + 30 * rng.next();
+  return v;
 }
 
 interface EsmArch {
@@ -134,15 +154,16 @@ function randomTensor(spec: RandomSpec, seed: number): HostTensor {
   return { dtype: spec.dtype, shape: spec.shape, data };
 }
 
-function esmSpecs(a: EsmArch, dtype: RandomDtype): RandomSpec[] {
+function esmSpecs(a: EsmArch, dtype: RandomDtype, outliers = false, seed = 0): RandomSpec[] {
   const H = a.hidden;
   const I = a.intermediate;
   const s = (name: string, shape: number[], init: Init): RandomSpec => ({ name, dtype, shape, init });
+  const lnW = (name: string): RandomSpec => s(name, [H], outliers ? { values: outlierLnWeight(name, H, seed) } : LN_WEIGHT);
   const inv = esmInvFreq(H / a.heads);
   const specs: RandomSpec[] = [s("esm.embeddings.word_embeddings.weight", [ESM_VOCAB, H], LINEAR)];
   for (let l = 0; l < a.layers; l++) {
     const p = `esm.encoder.layer.${l}.`;
-    specs.push(s(`${p}attention.LayerNorm.weight`, [H], LN_WEIGHT), s(`${p}attention.LayerNorm.bias`, [H], LN_BIAS));
+    specs.push(lnW(`${p}attention.LayerNorm.weight`), s(`${p}attention.LayerNorm.bias`, [H], LN_BIAS));
     for (const x of ["query", "key", "value"]) {
       specs.push(s(`${p}attention.self.${x}.weight`, [H, H], LINEAR), s(`${p}attention.self.${x}.bias`, [H], BIAS));
     }
@@ -150,7 +171,7 @@ function esmSpecs(a: EsmArch, dtype: RandomDtype): RandomSpec[] {
       s(`${p}attention.self.rotary_embeddings.inv_freq`, [inv.length], { values: inv }),
       s(`${p}attention.output.dense.weight`, [H, H], LINEAR),
       s(`${p}attention.output.dense.bias`, [H], BIAS),
-      s(`${p}LayerNorm.weight`, [H], LN_WEIGHT),
+      lnW(`${p}LayerNorm.weight`),
       s(`${p}LayerNorm.bias`, [H], LN_BIAS),
       s(`${p}intermediate.dense.weight`, [I, H], LINEAR),
       s(`${p}intermediate.dense.bias`, [I], BIAS),
@@ -214,7 +235,7 @@ const ESM_TOKENS = [
   "Y", "M", "H", "W", "C", "X", "B", "U", "Z", "O", ".", "-", "<null_1>", "<mask>",
 ];
 
-function writeEsm(name: string, a: EsmArch, seed: number, dir: string, dtype: RandomDtype): void {
+function writeEsm(name: string, a: EsmArch, seed: number, dir: string, dtype: RandomDtype, outliers = false): void {
   writeJson(join(dir, "config.json"), {
     _name_or_path: `random/${name}`,
     architectures: ["EsmForMaskedLM"],
@@ -247,7 +268,7 @@ function writeEsm(name: string, a: EsmArch, seed: number, dir: string, dtype: Ra
     cls_token: "<cls>", eos_token: "<eos>", mask_token: "<mask>", pad_token: "<pad>", unk_token: "<unk>",
   });
   writeJson(join(dir, "tokenizer_config.json"), { model_max_length: 1000000000000000019884624838656, tokenizer_class: "EsmTokenizer" });
-  const specs = esmSpecs(a, dtype);
+  const specs = esmSpecs(a, dtype, outliers, seed);
   const byName = new Map(specs.map((s) => [s.name, s]));
   writeSafetensorsStreaming(join(dir, "model.safetensors"), specs, (s, w) => produceTensor(byName.get(s.name)!, seed, w), {
     format: "pt",
@@ -354,7 +375,8 @@ export function writeRandomModel(arch: string, seed: number, outDir: string, opt
   const dtype: RandomDtype = opts.dtype ?? defaultRandomDtype(arch);
   if (dtype !== "f32" && dtype !== "f16") throw new UserError(`--dtype must be f32 or f16, got ${String(dtype)}`);
   mkdirSync(outDir, { recursive: true });
-  if (a.kind === "esm") writeEsm(arch, a, seed, outDir, dtype);
+  if (opts.outliers && a.kind !== "esm") throw new UserError(`--outliers applies to ESM-2 architectures only, not ${arch}`);
+  if (a.kind === "esm") writeEsm(arch, a, seed, outDir, dtype, opts.outliers ?? false);
   else if (a.kind === "dnabert") writeDnabert(arch, a, seed, outDir, dtype, opts.tokenizer);
   else writeClassifier(a, seed, outDir);
 }

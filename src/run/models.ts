@@ -178,7 +178,8 @@ export function loadModels(
   const engine = Engine.create(device.backend, { device: device.device, threads: opts.threads });
   try {
     const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, prec);
-    const dnabert = engine.loadEncoder(dnaModel.config, dnaModel.tensors, prec);
+    // fp8 applies to ESM-2 (95% of the work); DNABERT-S stays fp16.
+    const dnabert = engine.loadEncoder(dnaModel.config, dnaModel.tensors, prec === "fp8" ? "fp16" : prec);
     const classifier = clsModel ? engine.loadClassifier(clsModel.config, clsModel.tensors) : undefined;
     const tDone = performance.now();
     return {

@@ -258,7 +258,10 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
   for (const WeightSet::Entry* e : distinct) m->rope_freqs.push_back(w.f32_host(e->f32()));
   m->word = w.f32("embeddings.word_embeddings.weight", {V, H});
   m->layers.resize(static_cast<size_t>(cfg.n_layers));
-  std::vector<float> pending(static_cast<size_t>(H), 0.0f);  // FP8: residual biases summed so far
+  // FP8: residual biases summed so far, and the device pointers that get each snapshot (uploaded
+  // after the weights: a host-array upload waits for the stream).
+  std::vector<float> pending(static_cast<size_t>(H), 0.0f);
+  std::vector<std::pair<float**, std::vector<float>>> snapshots;
   for (int l = 0; l < cfg.n_layers && w.status == VN_OK; ++l) {
     EsmLayer& L = m->layers[l];
     const std::string p = "encoder.layer." + std::to_string(l) + ".";
@@ -287,14 +290,17 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
     const WeightSet::Entry* bo = ws.get(p + "attention.output.dense.bias", {H});
     const WeightSet::Entry* b2 = ws.get(p + "output.dense.bias", {H});
     if (!bo || !b2) return VN_ERR_INVALID;
-    L.pending_attn = w.f32_host(pending);
+    snapshots.emplace_back(&L.pending_attn, pending);
     for (int64_t j = 0; j < H; ++j) pending[j] += bo->f32()[j];
-    L.pending_ffn = w.f32_host(pending);
+    snapshots.emplace_back(&L.pending_ffn, pending);
     for (int64_t j = 0; j < H; ++j) pending[j] += b2->f32()[j];
   }
   m->ln_final_w = w.f32("encoder.emb_layer_norm_after.weight", {H});
   m->ln_final_b = w.f32("encoder.emb_layer_norm_after.bias", {H});
-  if (fp8) m->pending_final = w.f32_host(pending);
+  if (fp8) {
+    snapshots.emplace_back(&m->pending_final, pending);
+    for (auto& [dst, values] : snapshots) *dst = w.f32_host(values);
+  }
   VN_TRY(w.finish());
   *out = std::move(m);
   return VN_OK;

@@ -164,6 +164,20 @@ __global__ void dequant_kernel(const float* __restrict__ acc, int64_t m, int64_t
   }
 }
 
+__global__ void add_bias_kernel(void* y, int64_t ldy, int64_t m, int64_t n, const void* __restrict__ bias, bool f16) {
+  const int64_t total = m * n;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / n, c = i % n;
+    if (f16) {
+      __half* o = static_cast<__half*>(y) + r * ldy + c;
+      *o = __float2half_rn(__half2float(*o) + __half2float(static_cast<const __half*>(bias)[c]));
+    } else {
+      static_cast<float*>(y)[r * ldy + c] += static_cast<const float*>(bias)[c];
+    }
+  }
+}
+
 __device__ __forceinline__ float e4m3_to_float(uint8_t b) {
   const __half_raw h = __nv_cvt_fp8_to_halfraw(b, __NV_E4M3);
   return __half2float(__half(h));
@@ -240,6 +254,12 @@ cudaError_t fp8_dequant_epilogue(const float* acc, int64_t m, int64_t n, const f
   if (m <= 0 || n <= 0) return cudaSuccess;
   dequant_kernel<<<grid_for(m * n, 256, 1 << 16), 256, 0, stream>>>(acc, m, n, x_scale, w_scale, bias, y, ldy, out_f16,
                                                                     accumulate);
+  return cudaGetLastError();
+}
+
+cudaError_t add_bias(void* y, int64_t ldy, int64_t m, int64_t n, const void* bias, bool f16, cudaStream_t stream) {
+  if (m <= 0 || n <= 0) return cudaSuccess;
+  add_bias_kernel<<<grid_for(m * n, 256, 1 << 16), 256, 0, stream>>>(y, ldy, m, n, bias, f16);
   return cudaGetLastError();
 }
 

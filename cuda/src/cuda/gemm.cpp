@@ -53,8 +53,9 @@ struct Descs {
 };
 
 // separate: an FP8 GEMM without cuBLASLt's scaling, bias or accumulation, writing m x n FP32.
-cublasStatus_t make_descs(const GemmShape& s, bool separate, int64_t m, int64_t ldx, int64_t ldy, const void* bias,
-                          const float* w_scale, const float* x_scale, Descs* d) {
+// epi_bias: the bias in cuBLASLt's epilogue (else the caller adds it).
+cublasStatus_t make_descs(const GemmShape& s, bool separate, bool epi_bias, int64_t m, int64_t ldx, int64_t ldy,
+                          const void* bias, const float* w_scale, const float* x_scale, Descs* d) {
   const bool fp8 = s.in == GemmIn::kE4M3;
   const cudaDataType tin = fp8 ? CUDA_R_8F_E4M3 : s.in == GemmIn::kF16 ? CUDA_R_16F : CUDA_R_32F;
   const cudaDataType tout = separate || s.out != GemmOut::kF16 ? CUDA_R_32F : CUDA_R_16F;
@@ -76,7 +77,7 @@ cublasStatus_t make_descs(const GemmShape& s, bool separate, int64_t m, int64_t 
     if (st == CUBLAS_STATUS_SUCCESS)
       st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale);
   }
-  if (st == CUBLAS_STATUS_SUCCESS && s.bias && !separate) {
+  if (st == CUBLAS_STATUS_SUCCESS && s.bias && !separate && epi_bias) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     st = cublasLtMatmulDescSetAttribute(d->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
     if (st == CUBLAS_STATUS_SUCCESS)
@@ -91,6 +92,13 @@ cublasStatus_t make_descs(const GemmShape& s, bool separate, int64_t m, int64_t 
   if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->b, tin, s.k, m, ldx);
   if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&d->c, tout, s.n, m, separate ? s.n : ldy);
   return st;
+}
+
+// Plans are described on stderr as they are made (VIRNUC_CUDA_PROFILE=1 or VIRNUC_GEMM_PLANS=1).
+bool plans_verbose() {
+  for (const char* name : {"VIRNUC_CUDA_PROFILE", "VIRNUC_GEMM_PLANS"})
+    if (const char* v = std::getenv(name); v && std::strcmp(v, "1") == 0) return true;
+  return false;
 }
 
 const char* out_name(GemmOut o) {
@@ -135,16 +143,21 @@ vn_status GemmPlan::init(const GemmContext& ctx, const GemmShape& shape) {
   if (fp8 && !ctx.fp8_separate) {
     // cuBLASLt's own per-channel x per-token scaling where this cuBLASLt has it for the device;
     // else an unscaled FP8 GEMM and an own pass for the scales.
-    if (choose(ctx, false) == VN_OK) return VN_OK;
-    if (const char* v = std::getenv("VIRNUC_CUDA_PROFILE"); v && std::strcmp(v, "1") == 0)
+    if (choose(ctx, false, true) == VN_OK) return VN_OK;
+    if (plans_verbose())
+      std::fprintf(stderr, "gemm plan: n=%lld k=%lld: no outer-vector-scaled FP8 algorithm with a bias epilogue (%s)\n",
+                   static_cast<long long>(shape.n), static_cast<long long>(shape.k), last_error());
+    if (shape.bias && choose(ctx, false, false) == VN_OK) return VN_OK;
+    if (plans_verbose())
       std::fprintf(stderr, "gemm plan: n=%lld k=%lld: no outer-vector-scaled FP8 algorithm (%s); scaling in an own pass\n",
                    static_cast<long long>(shape.n), static_cast<long long>(shape.k), last_error());
   }
-  return choose(ctx, fp8);
+  return choose(ctx, fp8, true);
 }
 
-vn_status GemmPlan::choose(const GemmContext& ctx, bool separate) {
+vn_status GemmPlan::choose(const GemmContext& ctx, bool separate, bool epi_bias) {
   separate_ = separate;
+  epi_bias_ = epi_bias;
   const GemmShape& shape = shape_;
   const std::string what = "choosing a cuBLASLt algorithm for n=" + std::to_string(shape.n) +
                            " k=" + std::to_string(shape.k) + (shape.in == GemmIn::kE4M3 ? " (fp8)" : "");
@@ -155,7 +168,8 @@ vn_status GemmPlan::choose(const GemmContext& ctx, bool separate) {
   // Heuristic at the pinning m first; smaller m only if none of its answers serves every m.
   for (int64_t heur_m : {ctx.pin_m, int64_t{4096}, int64_t{256}}) {
     Descs d;
-    VN_LT_TRY(make_descs(shape, separate, heur_m, shape.k, shape.n, fake_bias, fake_scale, fake_scale, &d), what);
+    VN_LT_TRY(make_descs(shape, separate, epi_bias, heur_m, shape.k, shape.n, fake_bias, fake_scale, fake_scale, &d),
+              what);
     cublasLtMatmulPreference_t pref = nullptr;
     VN_LT_TRY(cublasLtMatmulPreferenceCreate(&pref), what);
     const uint64_t ws = ctx.workspace_bytes;
@@ -191,7 +205,7 @@ vn_status GemmPlan::choose(const GemmContext& ctx, bool separate) {
       for (int64_t m : {int64_t{1}, int64_t{77}, ctx.pin_m, int64_t{1} << 20}) {
         Descs dm;
         cublasLtMatmulHeuristicResult_t check = {};
-        if (make_descs(shape, separate, m, shape.k, shape.n, fake_bias, fake_scale, fake_scale, &dm) !=
+        if (make_descs(shape, separate, epi_bias, m, shape.k, shape.n, fake_bias, fake_scale, fake_scale, &dm) !=
                 CUBLAS_STATUS_SUCCESS ||
             cublasLtMatmulAlgoCheck(lt(ctx), dm.op, dm.a, dm.b, dm.c, dm.c, &algo, &check) != CUBLAS_STATUS_SUCCESS ||
             check.workspaceSize > ctx.workspace_bytes) {
@@ -240,7 +254,7 @@ vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, cons
     return VN_OK;
   }
   Descs d;
-  VN_LT_TRY(make_descs(shape_, separate_, m, ldx, ldy, bias, is_fp8 ? fp8->w_scale : nullptr,
+  VN_LT_TRY(make_descs(shape_, separate_, epi_bias_, m, ldx, ldy, bias, is_fp8 ? fp8->w_scale : nullptr,
                        is_fp8 ? fp8->x_scale : nullptr, &d),
             "GEMM descriptors");
   const float alpha = 1.0f, beta = accumulate && !separate_ ? 1.0f : 0.0f;
@@ -250,6 +264,8 @@ vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, cons
   VN_LT_TRY(cublasLtMatmul(lt(ctx), d.op, &alpha, w, d.a, x, d.b, &beta, out, d.c, out, d.c, &algo, ctx.workspace,
                            ctx.workspace_bytes, stream),
             "GEMM m=" + std::to_string(m) + " n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k));
+  if (!separate_ && shape_.bias && !epi_bias_)
+    VN_CUDA_TRY(add_bias(y, ldy, m, shape_.n, bias, shape_.out == GemmOut::kF16, stream), "GEMM bias");
   if (separate_)
     VN_CUDA_TRY(fp8_dequant_epilogue(fp8->scratch, m, shape_.n, fp8->x_scale, fp8->w_scale, shape_.bias ? bias : nullptr,
                                      y, ldy, shape_.out == GemmOut::kF16, accumulate, stream),
@@ -260,7 +276,7 @@ vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, cons
 std::string GemmPlan::describe() const {
   if (naive_) return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " reference kernel";
   return "n=" + std::to_string(shape_.n) + " k=" + std::to_string(shape_.k) + " " +
-         (shape_.in == GemmIn::kF16 ? "f16" : shape_.in == GemmIn::kE4M3 ? (separate_ ? "e4m3 (own scaling)" : "e4m3 (outer-vector scaling)") : "f32") +
+         (shape_.in == GemmIn::kF16 ? "f16" : shape_.in == GemmIn::kE4M3 ? (separate_ ? "e4m3 (own scaling)" : epi_bias_ ? "e4m3 (outer-vector scaling)" : "e4m3 (outer-vector scaling, own bias pass)") : "f32") +
          "->" + out_name(shape_.out) + (shape_.bias ? "+bias" : "") +
          " algo " + std::to_string(algo_id_) + " tile " + std::to_string(tile_id_) + " stages " +
          std::to_string(stages_id_) + " chosen at m=" + std::to_string(chosen_m_) + " waves " + std::to_string(waves_);
@@ -272,8 +288,7 @@ const GemmPlan* GemmPlans::get(const GemmContext& ctx, const GemmShape& shape) {
   if (it != plans_.end()) return it->second.get();
   auto plan = std::make_unique<GemmPlan>();
   if (plan->init(ctx, shape) != VN_OK) return nullptr;
-  if (const char* v = std::getenv("VIRNUC_CUDA_PROFILE"); v && std::strcmp(v, "1") == 0)
-    std::fprintf(stderr, "gemm plan: %s\n", plan->describe().c_str());
+  if (plans_verbose()) std::fprintf(stderr, "gemm plan: %s\n", plan->describe().c_str());
   const GemmPlan* p = plan.get();
   plans_.emplace(shape, std::move(plan));
   return p;

@@ -74,7 +74,7 @@ class GemmPlan {
   std::string describe() const;
 
  private:
-  vn_status choose(const GemmContext& ctx, bool separate);
+  vn_status choose(const GemmContext& ctx, bool separate, bool epi_bias);
   GemmShape shape_;
   uint64_t algo_[8] = {};  // cublasLtMatmulAlgo_t, kept opaque here
   int tile_id_ = 0, stages_id_ = 0, algo_id_ = 0;
@@ -82,6 +82,7 @@ class GemmPlan {
   int64_t chosen_m_ = 0;
   bool naive_ = false;     // shape unaligned for cuBLASLt
   bool separate_ = false;  // FP8: unscaled GEMM into scratch, then fp8_dequant_epilogue
+  bool epi_bias_ = true;   // the bias in cuBLASLt's epilogue, else add_bias after the GEMM
 };
 
 // Plans shared by every model of an engine, one per shape.

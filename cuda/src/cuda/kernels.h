@@ -97,6 +97,8 @@ constexpr int kMaxFp8RowQuant = 16384;
 cudaError_t fp8_dequant_epilogue(const float* acc, int64_t m, int64_t n, const float* x_scale, const float* w_scale,
                                  const void* bias, void* y, int64_t ldy, bool out_f16, bool accumulate,
                                  cudaStream_t stream);
+// y (m, n; row stride ldy) += bias (n), fp16 (bias fp16) or fp32 (bias fp32).
+cudaError_t add_bias(void* y, int64_t ldy, int64_t m, int64_t n, const void* bias, bool f16, cudaStream_t stream);
 // Reference FP8 GEMM (debugging, odd shapes): as fp8_dequant_epilogue of sum_k x(m, k) w(n, k).
 cudaError_t fp8_gemm_naive(const uint8_t* x, int64_t ldx, const uint8_t* w, const float* x_scale,
                            const float* w_scale, const void* bias, void* y, int64_t ldy, int64_t m, int64_t n,
