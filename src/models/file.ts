@@ -7,8 +7,8 @@ import { dlopen, FFIType, toArrayBuffer, type Pointer } from "bun:ffi";
 import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { fileError, UserError } from "../util/errors.ts";
 
-/** How weight files are opened: read-only (exported so that tests can check it). */
-export const OPEN_FLAGS = constants.O_RDONLY | (constants.O_CLOEXEC ?? 0);
+/** How weight files are opened: read-only; non-blocking so that a FIFO given as a model is refused, not waited on. */
+export const OPEN_FLAGS = constants.O_RDONLY | (constants.O_CLOEXEC ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
