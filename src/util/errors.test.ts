@@ -1,9 +1,12 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelArgs } from "../../test/helpers.ts";
 import { fileError, isSystemError, oneLine, systemErrorMessage, UserError } from "./errors.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const dir = mkdtempSync(join(tmpdir(), "virnuc-errors-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
