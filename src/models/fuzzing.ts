@@ -2,7 +2,7 @@
  * Property tests for the weight-file readers (tests only): mutations of valid files, and a runner
  * that is seeded and bounded in time, so that CI runs the same cases in a few seconds.
  * VIRNUC_FUZZ_SEED, VIRNUC_FUZZ_RUNS and VIRNUC_FUZZ_MS change the seed, the number of cases and
- * the time limit (for longer runs by hand).
+ * the time limit (for longer runs by hand); VIRNUC_FUZZ_VERBOSE=1 prints what each property did.
  */
 import { expect } from "bun:test";
 import fc from "fast-check";
@@ -141,6 +141,9 @@ export function fuzz<T>(name: string, arb: fc.Arbitrary<T>, source: string, read
   if (details.failed) {
     const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     throw new Error(`${name}: ${cause} (seed ${details.seed}, path ${details.counterexamplePath}; counterexample: ${fc.stringify(details.counterexample).slice(0, 2000)})`);
+  }
+  if (process.env.VIRNUC_FUZZ_VERBOSE) {
+    console.error(`fuzz ${name}: ${details.numRuns} cases (${accepted} read, ${refused} refused), slowest ${slowest.toFixed(1)} ms, RSS +${((rssMax - rssStart) / 2 ** 20).toFixed(0)} MiB`);
   }
   expect(details.numRuns).toBeGreaterThanOrEqual(opts.minRuns ?? 50);
   // both outcomes must occur, or the mutations never reach the interesting parts

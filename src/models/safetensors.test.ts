@@ -2,7 +2,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { fromFloat32, toFloat32 } from "./dtype.ts";
+import { fuzz, mutate, mutations } from "./fuzzing.ts";
 import { readSafetensors, writeSafetensors, writeSafetensorsStreaming } from "./safetensors.ts";
 import type { HostTensor } from "./tensor.ts";
 
@@ -160,4 +162,54 @@ describe("safetensors", () => {
     const nothing = craft("nothing.safetensors", {}, 0);
     expect(readSafetensors(nothing).tensors.size).toBe(0);
   });
+});
+
+describe("safetensors reader: fuzz", () => {
+  const seedPath = join(dir, "seed.safetensors");
+  writeSafetensors(seedPath, tensors, { format: "pt" });
+  const seed = readFileSync(seedPath);
+  const target = join(dir, "fuzz.safetensors");
+  const load = (bytes: Uint8Array) => {
+    writeFileSync(target, bytes);
+    let sum = 0;
+    for (const t of readSafetensors(target).tensors.values()) for (let i = 0; i < t.data.length; i++) sum += t.data[i];
+    return sum;
+  };
+
+  test("mutated bytes: tensors or one line naming the file, quickly", () => {
+    fuzz("safetensors bytes", mutations, target, (m) => void load(mutate(seed, m)));
+  }, 30_000);
+
+  test("mutated header fields: offsets, shapes, dtypes and entries replaced by any JSON", () => {
+    const len = Number(seed.readBigUInt64LE(0));
+    const header = JSON.parse(seed.subarray(8, 8 + len).toString()) as Record<string, Record<string, unknown>>;
+    const data = seed.subarray(8 + len);
+    const names = Object.keys(header);
+    const edit = fc.record({
+      name: fc.constantFrom(...names),
+      field: fc.constantFrom("dtype", "shape", "data_offsets", "*", "begin", "end"),
+      value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.integer({ min: -2, max: 200 }), fc.constantFrom(2 ** 53, 2 ** 64, -0, 1.5, "F32", "BF16", "I64")),
+      trim: fc.integer({ min: -4, max: 4 }),
+    });
+    fuzz("safetensors header", fc.array(edit, { minLength: 1, maxLength: 3 }), target, (edits) => {
+      const h = structuredClone(header) as Record<string, unknown>;
+      for (const e of edits) {
+        const entry = h[e.name] as Record<string, unknown> | undefined;
+        if (e.field === "*") h[e.name] = e.value;
+        else if (typeof entry !== "object" || entry === null) continue;
+        else if (e.field === "begin" || e.field === "end") {
+          const offs = entry.data_offsets;
+          if (Array.isArray(offs)) offs[e.field === "begin" ? 0 : 1] = typeof e.value === "number" ? e.value : offs[0];
+        } else entry[e.field] = e.value;
+      }
+      const json = Buffer.from(JSON.stringify(h));
+      const last = edits[edits.length - 1];
+      const body = last.trim >= 0 ? Buffer.concat([data, Buffer.alloc(last.trim)]) : data.subarray(0, Math.max(0, data.length + last.trim));
+      const out = Buffer.alloc(8 + json.length + body.length);
+      out.writeBigUInt64LE(BigInt(json.length));
+      json.copy(out, 8);
+      body.copy(out, 8 + json.length);
+      load(out);
+    });
+  }, 30_000);
 });

@@ -3,7 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import fc from "fast-check";
+import { openCheckpoint } from "./checkpoint.ts";
 import { FileSource } from "./file.ts";
+import { fuzz, type Mutation, mutate, mutations } from "./fuzzing.ts";
 import { readTorch, writeTorch } from "./torch.ts";
 import { entryBytes, readZipEntries, ZipWriter } from "./zip.ts";
 
@@ -202,4 +205,49 @@ describe("zip reader: damaged archives", () => {
     b.writeUInt16LE(8, cdAt + 46 + 1 + 2); // holds one value, three are needed
     expect(() => open("z64-short.zip", b)).toThrow(/z64-short\.zip: not a valid zip archive \(entry x has a short zip64 field\)/);
   });
+});
+
+describe("zip and torch readers: fuzz", () => {
+  const testdata = join(import.meta.dir, "testdata");
+  const z64 = join(dir, "seed-z64.pt");
+  writeTorch(z64, new Map([["a", { dtype: "f16", shape: [2, 2], data: new Uint8Array(8).fill(0x3c) }]]), { zip64: true });
+  const seeds = ["fair_esm_tiny.pt", "mixed.pt", "mlp_module.pth"].map((f) => readFileSync(join(testdata, f))).concat([readFileSync(z64)]);
+  const target = join(dir, "fuzz.pt");
+
+  /** Load as the pipeline does, then touch every tensor byte (views must lie inside the file). */
+  const load = (bytes: Uint8Array) => {
+    writeFileSync(target, bytes);
+    let sum = 0;
+    for (const t of openCheckpoint(target).tensors.values()) for (let i = 0; i < t.data.length; i += 1) sum += t.data[i];
+    return sum;
+  };
+
+  test("seeds load", () => {
+    for (const s of seeds) expect(Number.isFinite(load(s))).toBe(true);
+  });
+
+  test("mutated torch zips: a state dict or one line naming the file, quickly", () => {
+    fuzz("zip", fc.tuple(fc.constantFrom(...seeds), mutations), target, ([seed, m]) => void load(mutate(seed, m)));
+  }, 30_000);
+
+  test("valid zips around a mutated data.pkl exercise the torch unpickler (storages, strides)", () => {
+    // every seed's entries, to be re-zipped with a mutated pickle and correct CRCs
+    const unpacked = seeds.map((s) => {
+      writeFileSync(target, s);
+      const src = FileSource.open(target);
+      const list = [...readZipEntries(src).values()].map((e) => [e.name, entryBytes(src, e).slice()] as const);
+      src.close();
+      return list;
+    });
+    const rezip = (entries: (readonly [string, Uint8Array])[], m: Mutation[]) => {
+      const w = new ZipWriter(target);
+      for (const [name, data] of entries) w.add(name, name.endsWith("data.pkl") ? mutate(data, m) : data);
+      w.close();
+    };
+    fuzz("torch pickle", fc.tuple(fc.constantFrom(...unpacked), mutations), target, ([entries, m]) => {
+      rezip(entries, m);
+      let sum = 0;
+      for (const t of openCheckpoint(target).tensors.values()) for (let i = 0; i < t.data.length; i++) sum += t.data[i];
+    });
+  }, 30_000);
 });
