@@ -105,7 +105,7 @@ const env = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined)
  * each case within `caseMs`, and the process's memory within bounds.
  */
 export function fuzz<T>(name: string, arb: fc.Arbitrary<T>, source: string, read: (input: T) => void, opts: FuzzOptions = {}): void {
-  const caseMs = opts.caseMs ?? 2000;
+  const caseMs = opts.caseMs ?? 5000;
   let slowest = 0;
   let accepted = 0;
   let refused = 0;

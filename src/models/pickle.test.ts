@@ -163,7 +163,7 @@ describe("unpickle: hostile input is bounded in time, memory and nesting", () =>
     const t0 = performance.now();
     const v = read(Uint8Array.from(parts));
     expect(collectTensors(v).size).toBe(0);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
   test("300000 nested lists: the machine is not recursive, the walk stops at a depth limit", () => {
@@ -187,7 +187,7 @@ describe("unpickle: hostile input is bounded in time, memory and nesting", () =>
     parts.push(0x4e, 0x2e);
     const t0 = performance.now();
     expect(() => read(Uint8Array.from(parts))).toThrow(/test\.pkl: cannot read pickle: the pickle builds far more data than it holds/);
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
   test("oversized integers are refused at once", () => {

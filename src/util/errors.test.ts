@@ -72,6 +72,10 @@ describe("system errors become one line naming the file and what to do", () => {
     expect(systemErrorMessage(odd)).toBe("/x: something odd happened (EWHATEVER, open): check the file and retry");
   });
 
+  test("a user error quoting a hostile name stays one line", () => {
+    expect(new UserError("tensor 'a\nb\r\x1b[31mc\u2028' is bad\tfor x").message).toBe("tensor 'a\\nb\\r\\x1b[31mc\\u2028' is bad\tfor x");
+  });
+
   test("other values pass through: user errors unchanged, plain errors and strings as one line", () => {
     const u = new UserError("a.fa: record 3 has no sequence");
     expect(fileError(u, "b")).toBe(u);

@@ -1,9 +1,20 @@
-/** An error the user can act on: printed as one line, exit code 1 (no stack unless --verbose). */
+/**
+ * An error the user can act on: printed as one line, exit code 1 (no stack unless --verbose).
+ * Control characters in the message (a tensor or entry name read from a hostile file) are escaped,
+ * so that the message stays one line whatever it quotes.
+ */
 export class UserError extends Error {
   constructor(message: string, readonly exitCode = 1) {
-    super(message);
+    super(printable(message));
     this.name = "UserError";
   }
+}
+
+/** Text with line breaks and other control characters written as escapes (\n, \x1b). */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]/g, (c) =>
+    c === "\n" ? "\\n" : c === "\r" ? "\\r" : c.charCodeAt(0) > 0xff ? `\\u${c.charCodeAt(0).toString(16)}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`,
+  );
 }
 
 /** A failed system call as Node and Bun report it (`code` is the errno name). */
