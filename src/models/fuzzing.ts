@@ -99,6 +99,9 @@ export interface FuzzOptions {
 
 const env = (k: string) => (process.env[k] ? Number(process.env[k]) : undefined);
 
+/** The bun:test timeout for a fuzz test: room for the property's time limit and its assertions. */
+export const FUZZ_TEST_TIMEOUT = Math.max(30_000, 3 * (env("VIRNUC_FUZZ_MS") ?? 0));
+
 /**
  * Checks that `read` on every generated input returns, or throws a UserError whose message is one
  * line starting with `source` (never another exception: no crash, no RangeError, no TypeError),

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { UserError } from "../util/errors.ts";
 import fc from "fast-check";
 import { collectTensors, stateDictFrom } from "./checkpoint.ts";
-import { fuzz, mutate, mutations } from "./fuzzing.ts";
+import { FUZZ_TEST_TIMEOUT, fuzz, mutate, mutations } from "./fuzzing.ts";
 import { Float, NewObj, OrderedDict, PersistentId, PyGlobal, PyObject, pickle, Reduce, Tuple, unpickle } from "./pickle.ts";
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((h) => Number.parseInt(h, 16)));
@@ -255,7 +255,7 @@ describe("unpickle: fuzz", () => {
 
   test("mutated CPython and torch-style pickles: a value or one line naming the file, quickly", () => {
     fuzz("pickle", fc.tuple(fc.constantFrom(...seeds), mutations), "fuzz.pkl", ([seed, m]) => check(mutate(seed, m)));
-  }, 30_000);
+  }, FUZZ_TEST_TIMEOUT);
 
   test("random opcode streams", () => {
     const ops = [0x28, 0x29, 0x2e, 0x30, 0x31, 0x32, 0x4e, 0x5d, 0x61, 0x62, 0x64, 0x65, 0x6c, 0x73, 0x74, 0x75, 0x7d, 0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x51, 0x52];
@@ -267,5 +267,5 @@ describe("unpickle: fuzz", () => {
       fc.constant([0x63, ...Array.from("__builtin__\nlist\n", (c) => c.charCodeAt(0))]),
     );
     fuzz("pickle opcodes", fc.array(chunk, { maxLength: 60 }), "fuzz.pkl", (chunks) => check(Uint8Array.from([0x80, 2, ...chunks.flat(), 0x2e])));
-  }, 30_000);
+  }, FUZZ_TEST_TIMEOUT);
 });

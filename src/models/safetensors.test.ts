@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { fromFloat32, toFloat32 } from "./dtype.ts";
-import { fuzz, mutate, mutations } from "./fuzzing.ts";
+import { FUZZ_TEST_TIMEOUT, fuzz, mutate, mutations } from "./fuzzing.ts";
 import { readSafetensors, writeSafetensors, writeSafetensorsStreaming } from "./safetensors.ts";
 import type { HostTensor } from "./tensor.ts";
 
@@ -178,7 +178,7 @@ describe("safetensors reader: fuzz", () => {
 
   test("mutated bytes: tensors or one line naming the file, quickly", () => {
     fuzz("safetensors bytes", mutations, target, (m) => void load(mutate(seed, m)));
-  }, 30_000);
+  }, FUZZ_TEST_TIMEOUT);
 
   test("mutated header fields: offsets, shapes, dtypes and entries replaced by any JSON", () => {
     const len = Number(seed.readBigUInt64LE(0));
@@ -211,5 +211,5 @@ describe("safetensors reader: fuzz", () => {
       body.copy(out, 8 + json.length);
       load(out);
     });
-  }, 30_000);
+  }, FUZZ_TEST_TIMEOUT);
 });

@@ -6,7 +6,7 @@ import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import { openCheckpoint } from "./checkpoint.ts";
 import { FileSource } from "./file.ts";
-import { fuzz, type Mutation, mutate, mutations } from "./fuzzing.ts";
+import { FUZZ_TEST_TIMEOUT, fuzz, type Mutation, mutate, mutations } from "./fuzzing.ts";
 import { readTorch, writeTorch } from "./torch.ts";
 import { entryBytes, readZipEntries, ZipWriter } from "./zip.ts";
 
@@ -228,7 +228,7 @@ describe("zip and torch readers: fuzz", () => {
 
   test("mutated torch zips: a state dict or one line naming the file, quickly", () => {
     fuzz("zip", fc.tuple(fc.constantFrom(...seeds), mutations), target, ([seed, m]) => void load(mutate(seed, m)));
-  }, 30_000);
+  }, FUZZ_TEST_TIMEOUT);
 
   test("valid zips around a mutated data.pkl exercise the torch unpickler (storages, strides)", () => {
     // every seed's entries, to be re-zipped with a mutated pickle and correct CRCs
@@ -249,5 +249,5 @@ describe("zip and torch readers: fuzz", () => {
       let sum = 0;
       for (const t of openCheckpoint(target).tensors.values()) for (let i = 0; i < t.data.length; i++) sum += t.data[i];
     });
-  }, 30_000);
+  }, FUZZ_TEST_TIMEOUT);
 });
