@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelArgs } from "../../test/helpers.ts";
@@ -98,6 +98,27 @@ describe("the CLI's top-level handler", () => {
     const lines = p.stderr.toString().trimEnd().split("\n");
     expect(lines).toEqual([expect.stringMatching(/^virnuc: error: .*\/dev\/full\/out.*: .*check the path$/)]);
     expect(lines[0]).not.toMatch(/E[A-Z]+: [a-z ]+, [a-z]+ '/); // not the raw "ENOTDIR: not a directory, mkdir '...'"
+    expect(p.exitCode).toBe(1);
+  });
+
+  test.if(process.platform === "linux")("a model file the user may not read: one line naming it, EACCES and what to do", () => {
+    const sub = join(dir, "private");
+    mkdirSync(sub);
+    chmodSync(dir, 0o755);
+    chmodSync(sub, 0o755);
+    const model = join(sub, "model.pth");
+    writeFileSync(model, "PK");
+    chmodSync(model, 0o000);
+    const cli = [process.execPath, join(import.meta.dir, "..", "cli.ts"), "models", "inspect", model];
+    // root reads any file: check as an unprivileged user
+    const asRoot = process.getuid?.() === 0;
+    const setpriv = Bun.which("setpriv");
+    if (asRoot && !setpriv) throw new Error("running as root and setpriv (util-linux) is missing: cannot check EACCES as an unprivileged user");
+    const cmd = asRoot ? [setpriv!, "--reuid=65534", "--regid=65534", "--clear-groups", ...cli] : cli;
+    const p = Bun.spawnSync(cmd, { env: { ...process.env, HOME: dir }, stdout: "pipe", stderr: "pipe" });
+    expect(p.stderr.toString()).toBe(
+      `virnuc: error: ${model}: permission denied (EACCES, open) while opening a model file: check the permissions of the file and of the folders above it (ls -l), or use a path you may use\n`,
+    );
     expect(p.exitCode).toBe(1);
   });
 });
