@@ -2,7 +2,7 @@
  * `virnuc frames` against VirNucPro's own intermediate files (../shared/fixtures/virnucpro):
  * byte-identical identified_nucleotide.fa / identified_protein.faa for every listed case.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
@@ -11,6 +11,9 @@ import { readFasta } from "../src/fasta/reader.ts";
 import { windowsOf } from "../src/frames/windows.ts";
 import { framesCommand, NUCLEOTIDE_FILE, PROTEIN_FILE } from "../src/frames/command.ts";
 import { UserError } from "../src/util/errors.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const ROOT = resolve(import.meta.dir, "..");
 const FIX = "../shared/fixtures/virnucpro"; // relative to the repository root

@@ -4,7 +4,7 @@
  * classifier; scripts/golden/make_golden.py, float64). CPU backend by default; on a GPU machine
  * VIRNUC_TEST_BACKEND=cuda runs the same checks on the CUDA backend (FP16 tolerances).
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, afterAll, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readSafetensors } from "../src/models/safetensors.ts";
@@ -15,7 +15,12 @@ import { EsmTokenizer } from "../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { EncoderRunner } from "../src/run/encode.ts";
-import { SHARED, ROOT, runCli, tempDir } from "./helpers.ts";
+import { SHARED, ROOT, runCli, removeTempDirs, tempDir } from "./helpers.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
+
+afterAll(removeTempDirs);
 
 const G = join(ROOT, "test/fixtures/golden");
 const backend = (process.env.VIRNUC_TEST_BACKEND ?? "cpu") as "cpu" | "cuda";

@@ -1,5 +1,5 @@
 /** Shared by the integration tests: tiny random models, synthetic inputs, running the CLI. */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { writeRandomModel } from "../src/models/random.ts";
@@ -15,7 +15,10 @@ let models: { esm: string; dnabert: string; classifier: string } | null = null;
 /** Tiny random ESM-2 / DNABERT-S (with the real DNABERT-S tokenizer) / classifier, made once per process. */
 export function tinyModels(): { esm: string; dnabert: string; classifier: string } {
   if (models) return models;
-  const dir = join(tmpdir(), `virnuc-test-models-${process.pid}`);
+  // made once per test run: under the run's root (test/preload.ts), removed with it
+  const root = process.env.VIRNUC_TEST_ROOT;
+  const dir = root ? join(root, "models") : join(tmpdir(), `virnuc-test-models-${process.pid}`);
+  if (!root) process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const esm = join(dir, "esm");
   const dnabert = join(dir, "dnabert");
   const cls = join(dir, "classifier");
@@ -42,7 +45,15 @@ export function syntheticFasta(path: string, n: number, length: number, seed: nu
 
 export function runCli(args: string[], opts: { env?: Record<string, string> } = {}) {
   const p = Bun.spawnSync([process.execPath, CLI, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdout: "pipe", stderr: "pipe" });
-  return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  const r = { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  reportCrash(`virnuc ${args.join(" ")}`, p.exitCode, p.signalCode == null ? null : String(p.signalCode), r.stderr);
+  return r;
+}
+
+/** A crashed Bun (panic, abort, a fatal signal) in a CLI subprocess: echoed, since tests only see the exit code. */
+export function reportCrash(what: string, code: number | null, signal: string | null, stderr: string): void {
+  const crashed = /panic\(|Bun has crashed|Segmentation fault|abort\(\) called/.test(stderr) || (signal !== null && signal !== "SIGKILL");
+  if (crashed) console.error(`[crash] ${what}: exit ${code}, signal ${signal}\n${stderr}`);
 }
 
 export const OUTPUT_FILES = [
@@ -60,8 +71,16 @@ export function outputsOf(dir: string): Record<string, Buffer> {
   return out;
 }
 
+const made: string[] = [];
+
+/** A fresh temporary directory; the test file removes it with `afterAll(removeTempDirs)`. */
 export function tempDir(name: string): string {
-  const d = join(tmpdir(), `virnuc-${name}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
-  mkdirSync(d, { recursive: true });
+  const d = mkdtempSync(join(tmpdir(), `virnuc-${name}-`));
+  made.push(d);
   return d;
+}
+
+/** Removes every directory tempDir() has made so far. */
+export function removeTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
 }

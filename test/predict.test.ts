@@ -1,10 +1,15 @@
 /** `virnuc predict` / `embed` end to end on the CPU backend with tiny random models. */
-import { describe, expect, test, beforeAll } from "bun:test";
+import { describe, expect, test, beforeAll, afterAll, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { SHARED, modelArgs, runCli, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
+import { SHARED, modelArgs, runCli, removeTempDirs, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
+
+afterAll(removeTempDirs);
 
 const FIX = join(SHARED, "virnucpro");
 

@@ -3,10 +3,15 @@
  * refusals, worker subprocesses (with a crash), shards and merge. Every run's outputs must be
  * byte-identical to one uninterrupted single-process run.
  */
-import { describe, expect, test, beforeAll } from "bun:test";
+import { describe, expect, test, beforeAll, afterAll, setDefaultTimeout } from "bun:test";
 import { readdirSync, truncateSync, appendFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, tempDir, tinyModels } from "./helpers.ts";
+import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, removeTempDirs, tempDir, tinyModels } from "./helpers.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
+
+afterAll(removeTempDirs);
 
 let reads: string;
 let baseline: Record<string, Buffer>;

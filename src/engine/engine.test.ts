@@ -1,10 +1,13 @@
 // The typed engine wrapper: handles, buffers, tickets and the errors a user or a bad model can cause.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import type { HostTensor } from "../models/tensor.ts";
 import { UserError } from "../util/errors.ts";
 import { EngineError, Engine, NonFiniteError, backendAvailable, cudaDeviceCount } from "./engine.ts";
 import { dnaTokens, embed, protein, rng, tinyDnabert, tinyEsm, tinyMlp } from "../../test/engine/tiny.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const engine = Engine.create("cpu", { threads: 2 });
 afterAll(() => engine.close());

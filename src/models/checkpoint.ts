@@ -99,21 +99,35 @@ function openFile(path: string): Checkpoint {
 
 const WRAPPER_KEYS = ["state_dict", "model_state_dict", "model", "module", "net"];
 
+/**
+ * How deep a checkpoint's values are walked (modules in modules, dicts in dicts). Real models nest
+ * a few levels; a pickle can nest a value a million deep, or in itself.
+ */
+const MAX_DEPTH = 200;
+/** Module objects walked for one state dict, counting repeats (the 3B ESM-2 has a few hundred). */
+const MAX_MODULE_VISITS = 200_000;
+
+function tooDeep(source: string): UserError {
+  return new UserError(`${source}: the checkpoint's values nest more than ${MAX_DEPTH} levels deep: not a model`);
+}
+
 /** The state dict inside an unpickled checkpoint: a dict of tensors, a module object, or a wrapper dict. */
-export function stateDictFrom(value: unknown, source: string): Map<string, HostTensor> {
-  if (isModule(value)) return moduleStateDict(value);
+export function stateDictFrom(value: unknown, source: string, depth = 0): Map<string, HostTensor> {
+  if (depth > WRAPPER_KEYS.length * 2) throw tooDeep(source);
+  if (isModule(value)) return moduleStateDict(value, "", new Map(), source);
   if (value instanceof PyObject && value.__items__) value = value.__items__;
   if (value instanceof Map) {
-    const direct = [...value.values()].filter(isHostTensor).length;
+    let direct = 0;
+    for (const v of value.values()) if (isHostTensor(v)) direct++;
     if (direct === 0) {
       for (const k of WRAPPER_KEYS) {
         const inner = value.get(k);
-        if (inner instanceof Map || isModule(inner) || (inner instanceof PyObject && inner.__items__)) {
-          return stateDictFrom(inner, source);
+        if (inner !== value && (inner instanceof Map || isModule(inner) || (inner instanceof PyObject && inner.__items__))) {
+          return stateDictFrom(inner, source, depth + 1);
         }
       }
     }
-    const out = collectTensors(value);
+    const out = collectTensors(value, "", new Map(), source);
     if (out.size > 0) return out;
   }
   throw new UserError(`${source}: no tensors found (not a state dict or a saved model)`);
@@ -123,8 +137,23 @@ function isModule(v: unknown): v is PyObject {
   return v instanceof PyObject && v.__state__ instanceof Map && v.__state__.has("_modules");
 }
 
-/** What module.state_dict() would return: parameters, persistent buffers, then submodules, dotted. */
-export function moduleStateDict(mod: PyObject, prefix = "", out = new Map<string, HostTensor>()): Map<string, HostTensor> {
+/**
+ * What module.state_dict() would return: parameters, persistent buffers, then submodules, dotted.
+ * A module met again below itself (a cycle) is not walked twice.
+ */
+export function moduleStateDict(
+  mod: PyObject,
+  prefix = "",
+  out = new Map<string, HostTensor>(),
+  source = "checkpoint",
+  walk: { path: Set<unknown>; visits: number } = { path: new Set(), visits: 0 },
+): Map<string, HostTensor> {
+  const path = walk.path;
+  if (path.has(mod)) return out;
+  if (path.size >= MAX_DEPTH) throw tooDeep(source);
+  // a module shared under many names is walked under each, as torch does; but not without end
+  if (++walk.visits > MAX_MODULE_VISITS) throw new UserError(`${source}: more than ${MAX_MODULE_VISITS} modules: not a model`);
+  path.add(mod);
   const params = asMap(mod.get("_parameters"));
   const buffers = asMap(mod.get("_buffers"));
   const skip = mod.get("_non_persistent_buffers_set");
@@ -134,8 +163,9 @@ export function moduleStateDict(mod: PyObject, prefix = "", out = new Map<string
     if (isHostTensor(t)) out.set(`${prefix}${String(k)}`, t);
   }
   for (const [k, child] of asMap(mod.get("_modules"))) {
-    if (isModule(child)) moduleStateDict(child, `${prefix}${String(k)}.`, out);
+    if (isModule(child)) moduleStateDict(child, `${prefix}${String(k)}.`, out, source, walk);
   }
+  path.delete(mod);
   return out;
 }
 
@@ -145,20 +175,35 @@ function asMap(v: unknown): Map<unknown, unknown> {
   return new Map();
 }
 
-/** Every tensor reachable from a value, named by its path (dict keys, list indices, module names). */
-export function collectTensors(value: unknown, prefix = "", out = new Map<string, HostTensor>()): Map<string, HostTensor> {
+/**
+ * Every tensor reachable from a value, named by its path (dict keys, list indices, module names).
+ * Each container is walked once (a pickle may share one, or hold a container inside itself).
+ */
+export function collectTensors(
+  value: unknown,
+  prefix = "",
+  out = new Map<string, HostTensor>(),
+  source = "checkpoint",
+  seen: Set<unknown> = new Set(),
+  depth = 0,
+): Map<string, HostTensor> {
   const join = (k: unknown) => (prefix ? `${prefix}.${String(k)}` : String(k));
   if (isHostTensor(value)) {
     out.set(prefix, value);
-  } else if (isModule(value)) {
-    for (const [k, t] of moduleStateDict(value)) out.set(join(k), t);
+    return out;
+  }
+  if (typeof value !== "object" || value === null || seen.has(value)) return out;
+  if (depth >= MAX_DEPTH) throw tooDeep(source);
+  seen.add(value);
+  if (isModule(value)) {
+    for (const [k, t] of moduleStateDict(value, "", new Map(), source)) out.set(join(k), t);
   } else if (value instanceof Map) {
-    for (const [k, v] of value) collectTensors(v, join(k), out);
+    for (const [k, v] of value) collectTensors(v, join(k), out, source, seen, depth + 1);
   } else if (Array.isArray(value)) {
-    value.forEach((v, i) => collectTensors(v, join(i), out));
+    value.forEach((v, i) => collectTensors(v, join(i), out, source, seen, depth + 1));
   } else if (value instanceof PyObject) {
-    if (value.__items__) collectTensors(value.__items__, prefix, out);
-    if (value.__state__ !== undefined) collectTensors(value.__state__, prefix, out);
+    if (value.__items__) collectTensors(value.__items__, prefix, out, source, seen, depth + 1);
+    if (value.__state__ !== undefined) collectTensors(value.__state__, prefix, out, source, seen, depth + 1);
   }
   return out;
 }

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
@@ -7,6 +7,9 @@ import { fromFloat32 } from "./dtype.ts";
 import { detectKind, inspectModel } from "./inspect.ts";
 import { writeSafetensors } from "./safetensors.ts";
 import { tempDir } from "./testing.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const TESTDATA = join(import.meta.dir, "testdata");
 const tmp = tempDir("models-cmd");

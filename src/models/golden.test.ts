@@ -2,13 +2,16 @@
  * The tiny models under test/fixtures/golden were written by torch 2.11 / transformers 5 (see its
  * generation-log.txt): real-world layouts for the loaders, fair-esm pickles and fp16 pickle shards.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { join } from "node:path";
 import { loadClassifier } from "./classifier.ts";
 import { loadDnabert } from "./dnabert.ts";
 import { toFloat32 } from "./dtype.ts";
 import { loadEsm } from "./esm.ts";
 import { sameBytes } from "./testing.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const GOLDEN = join(import.meta.dir, "../../test/fixtures/golden");
 const TINY_ESM = { arch: "esm2", nLayers: 3, hidden: 128, nHeads: 2, intermediate: 512, vocab: 33, lnEps: 1e-5, maskTokenId: 32, tokenDropout: true, maxPoolPositions: 1024 };

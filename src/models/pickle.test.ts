@@ -1,5 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { UserError } from "../util/errors.ts";
+import fc from "fast-check";
+import { collectTensors, stateDictFrom } from "./checkpoint.ts";
+import { FUZZ_TEST_TIMEOUT, fuzz, mutate, mutations } from "./fuzzing.ts";
 import { Float, NewObj, OrderedDict, PersistentId, PyGlobal, PyObject, pickle, Reduce, Tuple, unpickle } from "./pickle.ts";
 
 const hex = (s: string) => Uint8Array.from(s.match(/../g)!.map((h) => Number.parseInt(h, 16)));
@@ -126,4 +129,143 @@ describe("pickle writer round trip", () => {
     const v = read(pickle(new Reduce(new PyGlobal("collections", "OrderedDict"), [])));
     expect(v).toEqual(new Map());
   });
+});
+
+describe("unpickle: hostile input is bounded in time, memory and nesting", () => {
+  const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  const cat = (...parts: (Uint8Array | number[])[]) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  };
+
+  test("a list holding itself unpickles, and walking it for tensors ends", () => {
+    // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP: l = []; l.append(l)
+    const v = read(hex("80025d71006800612e")) as unknown[];
+    expect(v[0]).toBe(v);
+    expect(collectTensors(v).size).toBe(0);
+    expect(() => stateDictFrom(new Map([["model", v]]), "self.pt")).toThrow(/self\.pt: no tensors found/);
+    // a dict that wraps itself as its own "model"
+    const m = new Map<string, unknown>();
+    m.set("model", m);
+    expect(() => stateDictFrom(m, "loop.pt")).toThrow(/loop\.pt: no tensors found/);
+  });
+
+  test("shared containers nested 60 deep (2^60 paths) are walked once each", () => {
+    // x0 = []; x(k+1) = [xk, xk]: EMPTY_LIST BINPUT k ... built with MARK, BINGET k twice, LIST, BINPUT k+1
+    const parts: number[] = [0x80, 2, 0x5d, 0x71, 0];
+    for (let k = 0; k < 60; k++) parts.push(0x30, 0x28, 0x68, k, 0x68, k, 0x6c, 0x71, k + 1);
+    parts.push(0x2e);
+    const t0 = performance.now();
+    const v = read(Uint8Array.from(parts));
+    expect(collectTensors(v).size).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  test("300000 nested lists: the machine is not recursive, the walk stops at a depth limit", () => {
+    const depth = 300_000;
+    const b = new Uint8Array(2 + 2 * depth + 1);
+    b.set([0x80, 2]);
+    b.fill(0x28, 2, 2 + depth); // MARK x depth
+    b.fill(0x6c, 2 + depth, 2 + 2 * depth); // LIST x depth
+    b[b.length - 1] = 0x2e;
+    const v = read(b) as unknown[];
+    expect(Array.isArray(v)).toBe(true);
+    expect(() => stateDictFrom(new Map([["x", v]]), "deep.pt")).toThrow(/deep\.pt: the checkpoint's values nest more than 200 levels deep/);
+  });
+
+  test("copies through dict()/list() on a shared value are budgeted (no memory bomb)", () => {
+    // big = list of 4096 ints; then 30000 x list(big) via BINGET + TUPLE1 + REDUCE, each popped again
+    const parts: number[] = [0x80, 2, 0x63, ...ascii("__builtin__\nlist\n"), 0x71, 0, 0x5d, 0x71, 1, 0x28];
+    for (let i = 0; i < 4096; i++) parts.push(0x4b, i & 0xff);
+    parts.push(0x65, 0x30); // APPENDS, POP
+    for (let i = 0; i < 30_000; i++) parts.push(0x68, 0, 0x68, 1, 0x85, 0x52, 0x30);
+    parts.push(0x4e, 0x2e);
+    const t0 = performance.now();
+    expect(() => read(Uint8Array.from(parts))).toThrow(/test\.pkl: cannot read pickle: the pickle builds far more data than it holds/);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  test("oversized integers are refused at once", () => {
+    const long4 = new Uint8Array(3 + 4 + (1 << 20) + 1);
+    long4.set([0x80, 2, 0x8b]);
+    new DataView(long4.buffer).setInt32(3, 1 << 20, true);
+    long4[long4.length - 1] = 0x2e;
+    expect(() => read(long4)).toThrow(/test\.pkl: cannot read pickle: integer of 1048576 bytes/);
+    const digits = cat([0x49], ascii("9".repeat(100_000) + "\n"), [0x2e]);
+    expect(() => read(digits)).toThrow(/bad integer "9999/);
+    expect(() => read(cat([0x49], ascii("12x\n"), [0x2e]))).toThrow(/bad integer "12x"/);
+    expect(() => read(cat([0x46], ascii("zz\n"), [0x2e]))).toThrow(/bad float "zz"/);
+    expect(read(cat([0x4c], ascii("-123456789012345678901234567890L\n"), [0x2e]))).toBe(-123456789012345678901234567890n);
+    expect(read(cat([0x46], ascii("nan\n"), [0x2e]))).toBeNaN();
+    expect(() => read(cat([0x67], ascii("x\n"), [0x2e]))).toThrow(/bad memo key "x"/);
+  });
+
+  test("long lists append item by item (no spread of 200000 arguments)", () => {
+    const parts: number[] = [0x80, 2, 0x5d, 0x28];
+    for (let i = 0; i < 200_000; i++) parts.push(0x4e);
+    parts.push(0x65, 0x2e);
+    expect((read(Uint8Array.from(parts)) as unknown[]).length).toBe(200_000);
+  });
+
+  test("errors from inside allow-listed callables stay one line naming the file", () => {
+    // builtins.dict("ab"): not key/value pairs
+    const b = cat([0x80, 2, 0x63], ascii("__builtin__\ndict\n"), [0x58, 2, 0, 0, 0], ascii("ab"), [0x85, 0x52, 0x2e]);
+    expect(() => read(b)).toThrow(/^test\.pkl: cannot read pickle: builtins\.dict: dict\(\) needs key\/value pairs \(byte \d+\)$/);
+  });
+});
+
+describe("unpickle: fuzz", () => {
+  const torchLike = pickle(
+    new OrderedDict(
+      new Map<unknown, unknown>([
+        [
+          "w",
+          new Reduce(new PyGlobal("torch._utils", "_rebuild_tensor_v2"), [
+            new PersistentId(new Tuple(["storage", new PyGlobal("torch", "FloatStorage"), "0", "cpu", 6])),
+            0,
+            new Tuple([2, 3]),
+            new Tuple([3, 1]),
+            false,
+            new OrderedDict(new Map()),
+          ]),
+        ],
+        ["cfg", new NewObj(new PyGlobal("argparse", "Namespace"), [], new Map<unknown, unknown>([["layers", 6], ["eps", new Float(1e-5)], ["name", "x"]]))],
+        ["list", [1, 2.5, "s", new Uint8Array([1, 2]), new Set([3]), new Tuple([null, true])]],
+      ]),
+    ),
+  );
+  const seeds = [...Object.values(CPYTHON).map(hex), torchLike];
+  const opts = {
+    source: "fuzz.pkl",
+    persistentLoad: (pid: unknown) => ({ pid }),
+  };
+  const check = (b: Uint8Array) => {
+    const v = unpickle(b, opts);
+    try {
+      stateDictFrom(v, "fuzz.pkl");
+    } catch (e) {
+      if (!(e instanceof UserError && /no tensors found/.test(e.message))) throw e;
+    }
+  };
+
+  test("mutated CPython and torch-style pickles: a value or one line naming the file, quickly", () => {
+    fuzz("pickle", fc.tuple(fc.constantFrom(...seeds), mutations), "fuzz.pkl", ([seed, m]) => check(mutate(seed, m)));
+  }, FUZZ_TEST_TIMEOUT);
+
+  test("random opcode streams", () => {
+    const ops = [0x28, 0x29, 0x2e, 0x30, 0x31, 0x32, 0x4e, 0x5d, 0x61, 0x62, 0x64, 0x65, 0x6c, 0x73, 0x74, 0x75, 0x7d, 0x81, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x51, 0x52];
+    const withArg = [0x4b, 0x68, 0x71, 0x8c, 0x43, 0x55, 0x8a];
+    const chunk = fc.oneof(
+      fc.constantFrom(...ops).map((o) => [o]),
+      fc.tuple(fc.constantFrom(...withArg), fc.integer({ min: 0, max: 8 })).map(([o, a]) => (o === 0x8c || o === 0x43 || o === 0x55 ? [o, a, ...Array(a).fill(0x61)] : [o, a])),
+      fc.constant([0x63, ...Array.from("collections\nOrderedDict\n", (c) => c.charCodeAt(0))]),
+      fc.constant([0x63, ...Array.from("__builtin__\nlist\n", (c) => c.charCodeAt(0))]),
+    );
+    fuzz("pickle opcodes", fc.array(chunk, { maxLength: 60 }), "fuzz.pkl", (chunks) => check(Uint8Array.from([0x80, 2, ...chunks.flat(), 0x2e])));
+  }, FUZZ_TEST_TIMEOUT);
 });

@@ -6,7 +6,7 @@
  * Values: None -> null, bool, int -> number (bigint past 2^53), float -> number, str -> string,
  * bytes -> Uint8Array, list and tuple -> array, dict -> Map, set -> Set.
  */
-import { UserError } from "../util/errors.ts";
+import { oneLine, UserError } from "../util/errors.ts";
 
 /** An instance of a class the reader does not construct: its constructor arguments and state, recorded. */
 export class PyObject {
@@ -97,8 +97,37 @@ function bytesFrom(v: unknown): Uint8Array {
   throw new Error("cannot make bytes");
 }
 
-/** Run a pickle (protocols 0-5, the opcodes torch and numpy-free checkpoints use) and return its value. */
+/** Python's limit on the digits of a text integer (sys.int_info.default_max_str_digits). */
+const MAX_INT_DIGITS = 4300;
+/** Longest binary integer accepted (LONG1/LONG4), in bytes; state dicts hold small ints only. */
+const MAX_LONG_BYTES = 1 << 12;
+
+/** The size of a value made by a callable, for the work budget. */
+function sizeOf(v: unknown): number {
+  if (Array.isArray(v) || typeof v === "string") return v.length;
+  if (v instanceof Map || v instanceof Set) return v.size;
+  if (v instanceof Uint8Array) return v.byteLength >>> 3;
+  return 1;
+}
+
+/**
+ * Run a pickle (protocols 0-5, the opcodes torch and numpy-free checkpoints use) and return its value.
+ * Hostile input gets a one-line error, in time and memory linear in its size: the machine has no
+ * recursion, integers are bounded, and what allow-listed callables copy (dict(x), list(x), ...)
+ * counts against a budget proportional to the pickle's length.
+ */
 export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
+  let opPos = 0;
+  try {
+    return run(data, opts, (p) => (opPos = p));
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    const why = e instanceof RangeError ? "too large or too deeply nested" : oneLine(e);
+    throw new UserError(`${opts.source}: cannot read pickle: ${why} (byte ${opPos})`);
+  }
+}
+
+function run(data: Uint8Array, opts: UnpickleOptions, at: (p: number) => void): unknown {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const callables: Record<string, Callable> = { ...BUILTIN_CALLABLES, ...opts.callables };
   const dec = new TextDecoder();
@@ -107,6 +136,12 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
   const memo = new Map<number, unknown>();
   let p = 0;
   let opPos = 0;
+  // elements that callables and BUILD may copy, in all: bounded by the pickle's own size
+  let work = 16 * data.length + (1 << 20);
+  const spend = (n: number) => {
+    work -= n;
+    if (work < 0) fail("the pickle builds far more data than it holds (a decompression bomb?)");
+  };
 
   const fail = (why: string): never => {
     throw new UserError(`${opts.source}: cannot read pickle: ${why} (byte ${opPos})`);
@@ -157,19 +192,37 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     }
     const f = callables[fn.qualname];
     if (!f) return new PyObject(fn.qualname, args);
+    // what a call may copy: its arguments' contents
+    for (const a of args) spend(sizeOf(a));
+    let out: unknown;
     try {
-      return f(args);
+      out = f(args);
     } catch (e) {
       if (e instanceof UserError) throw e;
       return fail(`${fn.qualname}: ${(e as Error).message}`);
     }
+    spend(sizeOf(out));
+    return out;
   };
   const long = (b: Uint8Array): number | bigint => {
     if (b.length === 0) return 0;
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    if (b.length > MAX_LONG_BYTES) fail(`integer of ${b.length} bytes`);
+    let hex = "";
+    for (let i = b.length - 1; i >= 0; i--) hex += b[i].toString(16).padStart(2, "0");
+    let v = BigInt(`0x${hex}`);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+  };
+  const textInt = (s: string): number | bigint => {
+    const t = s.trim();
+    if (!/^[+-]?\d+$/.test(t) || t.replace(/^[+-]?0*/, "").length > MAX_INT_DIGITS) fail(`bad integer ${JSON.stringify(s.slice(0, 40))}`);
+    const v = BigInt(t);
+    return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+  };
+  const memoKey = (s: string): number => {
+    const k = Number(s.trim());
+    if (!Number.isSafeInteger(k) || k < 0) fail(`bad memo key ${JSON.stringify(s.slice(0, 40))}`);
+    return k;
   };
   const setItems = (target: unknown, kv: unknown[]) => {
     if (kv.length % 2) fail("odd number of dict items");
@@ -180,14 +233,18 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
     for (let i = 0; i < kv.length; i += 2) m.set(kv[i], kv[i + 1]);
   };
   const appendItems = (target: unknown, items: unknown[]) => {
-    if (Array.isArray(target)) target.push(...items);
-    else if (target instanceof PyObject) (target.__list__ ??= []).push(...items);
-    else if (target instanceof Set) for (const x of items) target.add(x);
+    // one at a time: push(...items) overflows the call stack for long lists
+    if (Array.isArray(target)) for (const x of items) target.push(x);
+    else if (target instanceof PyObject) {
+      const list = (target.__list__ ??= []);
+      for (const x of items) list.push(x);
+    } else if (target instanceof Set) for (const x of items) target.add(x);
     else fail("APPEND on a value that is not a list");
   };
 
   for (;;) {
     opPos = p;
+    at(p);
     const op = u8();
     switch (op) {
       case 0x80: // PROTO
@@ -246,26 +303,25 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         const s = line();
         if (s === "01") stack.push(true);
         else if (s === "00") stack.push(false);
-        else {
-          const v = BigInt(s);
-          stack.push(v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v);
-        }
+        else stack.push(textInt(s));
         break;
       }
-      case 0x4c: {
-        // LONG (text)
-        const v = BigInt(line().replace(/L$/, ""));
-        stack.push(v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v);
+      case 0x4c: // LONG (text)
+        stack.push(textInt(line().replace(/L$/, "")));
         break;
-      }
       case 0x47: // BINFLOAT (big-endian double)
         need(8);
         stack.push(dv.getFloat64(p, false));
         p += 8;
         break;
-      case 0x46: // FLOAT (text)
-        stack.push(Number.parseFloat(line()));
+      case 0x46: {
+        // FLOAT (text)
+        const s = line().trim();
+        const v = /^[+-]?nan$/i.test(s) ? NaN : /^[+-]?inf$/i.test(s) ? (s.startsWith("-") ? -Infinity : Infinity) : Number(s);
+        if (s === "" || (Number.isNaN(v) && !/nan/i.test(s))) fail(`bad float ${JSON.stringify(s.slice(0, 40))}`);
+        stack.push(v);
         break;
+      }
       case 0x58: // BINUNICODE
         stack.push(dec.decode(bytes(u32())));
         break;
@@ -417,7 +473,10 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         // BUILD: record the state; objects we construct ourselves ignore it
         const state = pop();
         const obj = top();
-        if (obj instanceof PyObject) build(obj, state);
+        if (obj instanceof PyObject) {
+          spend(sizeOf(state) + sizeOf(obj.__state__) + (Array.isArray(state) ? state.reduce((n: number, x) => n + sizeOf(x), 0) : 0));
+          build(obj, state);
+        }
         break;
       }
       case 0x51: {
@@ -441,7 +500,7 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
         memo.set(u32(), top());
         break;
       case 0x70: // PUT (text)
-        memo.set(Number.parseInt(line(), 10), top());
+        memo.set(memoKey(line()), top());
         break;
       case 0x94: // MEMOIZE
         memo.set(memo.size, top());
@@ -450,13 +509,13 @@ export function unpickle(data: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x6a: // LONG_BINGET
       case 0x67: {
         // GET (text)
-        const k = op === 0x68 ? u8() : op === 0x6a ? u32() : Number.parseInt(line(), 10);
+        const k = op === 0x68 ? u8() : op === 0x6a ? u32() : memoKey(line());
         if (!memo.has(k)) fail(`memo key ${k} missing`);
         stack.push(memo.get(k));
         break;
       }
       default:
-        fail(`unsupported opcode 0x${op.toString(16).padStart(2, "0")} ('${String.fromCharCode(op)}')`);
+        fail(`unsupported opcode 0x${op.toString(16).padStart(2, "0")}${op >= 0x21 && op < 0x7f ? ` ('${String.fromCharCode(op)}')` : ""}`);
     }
   }
 }

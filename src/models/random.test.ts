@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
@@ -7,6 +7,9 @@ import { loadEsm } from "./esm.ts";
 import { defaultRandomDtype, outlierChannels, RANDOM_ARCHS, writeRandomModel } from "./random.ts";
 import { readSafetensors } from "./safetensors.ts";
 import { tempDir, values } from "./testing.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const tmp = tempDir("random");
 afterAll(tmp.remove);

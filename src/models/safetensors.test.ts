@@ -2,7 +2,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { fromFloat32, toFloat32 } from "./dtype.ts";
+import { FUZZ_TEST_TIMEOUT, fuzz, mutate, mutations } from "./fuzzing.ts";
 import { readSafetensors, writeSafetensors, writeSafetensorsStreaming } from "./safetensors.ts";
 import type { HostTensor } from "./tensor.ts";
 
@@ -84,7 +86,7 @@ describe("safetensors", () => {
     const good = readFileSync(join(dir, "rt.safetensors"));
     const cut = join(dir, "cut.safetensors");
     writeFileSync(cut, good.subarray(0, good.length - 3));
-    expect(() => readSafetensors(cut)).toThrow(/cut\.safetensors: tensor '.*' offsets .* do not match/);
+    expect(() => readSafetensors(cut)).toThrow(/cut\.safetensors: invalid safetensors file: tensor '.*': data_offsets .* lie outside the data section/);
 
     const bad = join(dir, "bad.safetensors");
     const json = Buffer.from('{"x":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}');
@@ -96,8 +98,118 @@ describe("safetensors", () => {
 
     const junk = join(dir, "junk.safetensors");
     writeFileSync(junk, Buffer.from("\x05\x00\x00\x00\x00\x00\x00\x00{oops"));
-    expect(() => readSafetensors(junk)).toThrow(/header is not valid JSON/);
+    expect(() => readSafetensors(junk)).toThrow(/header is not valid UTF-8 JSON/);
     writeFileSync(junk, Buffer.from("\xff\xff\xff\x00\x00\x00\x00\x00{}"));
     expect(() => readSafetensors(junk)).toThrow(/does not fit the file/);
   });
+
+  /** A file from a literal header and `dataLen` bytes of data (0, 1, 2, ...). */
+  function craft(name: string, header: unknown, dataLen: number, rawHeader?: Uint8Array): string {
+    const json = rawHeader ?? Buffer.from(JSON.stringify(header));
+    const buf = Buffer.alloc(8 + json.length + dataLen);
+    buf.writeBigUInt64LE(BigInt(json.length));
+    Buffer.from(json).copy(buf, 8);
+    for (let i = 0; i < dataLen; i++) buf[8 + json.length + i] = i & 0xff;
+    const path = join(dir, name);
+    writeFileSync(path, buf);
+    return path;
+  }
+  const f32 = (a: number, b: number, n = (b - a) / 4) => ({ dtype: "F32", shape: [n], data_offsets: [a, b] });
+
+  test("the data section must be covered exactly once: overlaps, gaps and trailing bytes are refused", () => {
+    const ok = craft("tiles.safetensors", { a: f32(0, 8), b: f32(8, 16), e: { dtype: "F32", shape: [0], data_offsets: [8, 8] } }, 16);
+    const r = readSafetensors(ok);
+    expect([...r.tensors.keys()].sort()).toEqual(["a", "b", "e"]);
+    expect(Array.from(r.tensors.get("b")!.data)).toEqual([8, 9, 10, 11, 12, 13, 14, 15]);
+    expect(r.tensors.get("e")!.data.byteLength).toBe(0);
+
+    const overlap = craft("overlap.safetensors", { a: f32(0, 8), b: f32(4, 12) }, 12);
+    expect(() => readSafetensors(overlap)).toThrow(/overlap\.safetensors: invalid safetensors file: tensors 'a' and 'b' overlap \(bytes 4\.\.8\)/);
+    const same = craft("same.safetensors", { a: f32(0, 8), b: f32(0, 8) }, 8);
+    expect(() => readSafetensors(same)).toThrow(/tensors 'a' and 'b' overlap/);
+    const gap = craft("gap.safetensors", { a: f32(0, 8), b: f32(12, 20) }, 20);
+    expect(() => readSafetensors(gap)).toThrow(/gap\.safetensors: invalid safetensors file: bytes 8\.\.12 of the data section belong to no tensor \(before 'b'\)/);
+    const lead = craft("lead.safetensors", { a: f32(4, 12) }, 12);
+    expect(() => readSafetensors(lead)).toThrow(/bytes 0\.\.4 of the data section belong to no tensor/);
+    const tail = craft("tail.safetensors", { a: f32(0, 8) }, 11);
+    expect(() => readSafetensors(tail)).toThrow(/tail\.safetensors: invalid safetensors file: bytes 8\.\.11 at the end of the file belong to no tensor/);
+  });
+
+  test("every header field is checked: dtype, shape, offsets, byte size, metadata, the header itself", () => {
+    const cases: [unknown, number, RegExp][] = [
+      [{ a: { dtype: "F32", shape: [2], data_offsets: [0, 4] } }, 4, /tensor 'a': 4 bytes at 0\.\.4, but F32 \[2\] needs 8/],
+      [{ a: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, 4, /tensor 'a': shape \[-1\] is not a list of non-negative integers/],
+      [{ a: { dtype: "F32", shape: [1.5], data_offsets: [0, 4] } }, 4, /shape \[1\.5\] is not a list/],
+      [{ a: { dtype: "F32", shape: "4", data_offsets: [0, 4] } }, 4, /shape "4" is not a list/],
+      [{ a: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, 4, /data_offsets 4\.\.0 lie outside the data section/],
+      [{ a: { dtype: "F32", shape: [1], data_offsets: [0, 4, 8] } }, 8, /data_offsets \[0,4,8\] is not a pair/],
+      [{ a: { dtype: "F32", shape: [1], data_offsets: [0, 2 ** 60] } }, 4, /is not a pair of non-negative integers/],
+      [{ a: { dtype: "F32", shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] } }, 4, /needs/],
+      [{ a: { dtype: 7, shape: [1], data_offsets: [0, 4] } }, 4, /tensor 'a' has unsupported dtype 7/],
+      [{ a: { dtype: "toString", shape: [1], data_offsets: [0, 4] } }, 4, /unsupported dtype toString \(supported: F64, F32/],
+      [{ a: [1, 2] }, 4, /tensor 'a': the entry is not an object/],
+      [{ __metadata__: { format: 1 } }, 0, /__metadata__ is not a map of strings/],
+      [[1, 2], 0, /the header is not a JSON object/],
+      [null, 0, /the header is not a JSON object/],
+    ];
+    cases.forEach(([header, dataLen, message], i) => {
+      const path = craft(`field-${i}.safetensors`, header, dataLen);
+      expect(() => readSafetensors(path)).toThrow(message);
+      expect(() => readSafetensors(path)).toThrow(new RegExp(`field-${i}\\.safetensors: invalid safetensors file: `));
+    });
+    const latin = craft("latin.safetensors", null, 0, Uint8Array.from([0x7b, 0x22, 0xe9, 0x22, 0x3a, 0x31, 0x7d]));
+    expect(() => readSafetensors(latin)).toThrow(/the header is not valid UTF-8 JSON/);
+    const nothing = craft("nothing.safetensors", {}, 0);
+    expect(readSafetensors(nothing).tensors.size).toBe(0);
+  });
+});
+
+describe("safetensors reader: fuzz", () => {
+  const seedPath = join(dir, "seed.safetensors");
+  writeSafetensors(seedPath, tensors, { format: "pt" });
+  const seed = readFileSync(seedPath);
+  const target = join(dir, "fuzz.safetensors");
+  const load = (bytes: Uint8Array) => {
+    writeFileSync(target, bytes);
+    let sum = 0;
+    for (const t of readSafetensors(target).tensors.values()) for (let i = 0; i < t.data.length; i++) sum += t.data[i];
+    return sum;
+  };
+
+  test("mutated bytes: tensors or one line naming the file, quickly", () => {
+    fuzz("safetensors bytes", mutations, target, (m) => void load(mutate(seed, m)));
+  }, FUZZ_TEST_TIMEOUT);
+
+  test("mutated header fields: offsets, shapes, dtypes and entries replaced by any JSON", () => {
+    const len = Number(seed.readBigUInt64LE(0));
+    const header = JSON.parse(seed.subarray(8, 8 + len).toString()) as Record<string, Record<string, unknown>>;
+    const data = seed.subarray(8 + len);
+    const names = Object.keys(header);
+    const edit = fc.record({
+      name: fc.constantFrom(...names),
+      field: fc.constantFrom("dtype", "shape", "data_offsets", "*", "begin", "end"),
+      value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.integer({ min: -2, max: 200 }), fc.constantFrom(2 ** 53, 2 ** 64, -0, 1.5, "F32", "BF16", "I64")),
+      trim: fc.integer({ min: -4, max: 4 }),
+    });
+    fuzz("safetensors header", fc.array(edit, { minLength: 1, maxLength: 3 }), target, (edits) => {
+      const h = structuredClone(header) as Record<string, unknown>;
+      for (const e of edits) {
+        const entry = h[e.name] as Record<string, unknown> | undefined;
+        if (e.field === "*") h[e.name] = e.value;
+        else if (typeof entry !== "object" || entry === null) continue;
+        else if (e.field === "begin" || e.field === "end") {
+          const offs = entry.data_offsets;
+          if (Array.isArray(offs)) offs[e.field === "begin" ? 0 : 1] = typeof e.value === "number" ? e.value : offs[0];
+        } else entry[e.field] = e.value;
+      }
+      const json = Buffer.from(JSON.stringify(h));
+      const last = edits[edits.length - 1];
+      const body = last.trim >= 0 ? Buffer.concat([data, Buffer.alloc(last.trim)]) : data.subarray(0, Math.max(0, data.length + last.trim));
+      const out = Buffer.alloc(8 + json.length + body.length);
+      out.writeBigUInt64LE(BigInt(json.length));
+      json.copy(out, 8);
+      body.copy(out, 8 + json.length);
+      load(out);
+    });
+  }, FUZZ_TEST_TIMEOUT);
 });

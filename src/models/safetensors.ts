@@ -25,44 +25,84 @@ export function isSafetensors(magic: Uint8Array): boolean {
   return magic.length >= 9 && magic[8] === 0x7b;
 }
 
+/** Largest header accepted (the format's reference reader allows 100 MB). */
+const MAX_HEADER = 100 * 2 ** 20;
+
+/**
+ * Read a safetensors file, checking everything the format requires: a header that fits the file,
+ * a known dtype and a byte size matching the shape for every tensor, and tensors that cover the
+ * data section exactly once (no overlap, no gap, nothing after the last one).
+ */
 export function readSafetensors(path: string): SafetensorsFile {
   const src = FileSource.open(path);
+  const bad = (why: string) => new UserError(`${path}: invalid safetensors file: ${why}`);
   try {
-    if (src.size < 8) throw new UserError(`${path}: not a safetensors file (too short)`);
+    if (src.size < 8) throw bad(`${src.size} bytes, too short for a header`);
     const lenBytes = src.read(0, 8);
-    const headerLen = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
-    if (headerLen < 2 || 8 + headerLen > src.size || headerLen > 100 * 2 ** 20) {
-      throw new UserError(`${path}: not a safetensors file (header length ${headerLen} does not fit the file)`);
+    const headerLen = new DataView(lenBytes.buffer).getBigUint64(0, true);
+    if (headerLen < 2n || headerLen > BigInt(MAX_HEADER) || 8n + headerLen > BigInt(src.size)) {
+      throw bad(`header length ${headerLen} does not fit the file (${src.size} bytes)`);
     }
-    let header: Record<string, unknown>;
+    const hlen = Number(headerLen);
+    let header: unknown;
     try {
-      header = JSON.parse(new TextDecoder().decode(src.read(8, headerLen)));
+      header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(src.read(8, hlen)));
     } catch {
-      throw new UserError(`${path}: safetensors header is not valid JSON`);
+      throw bad("the header is not valid UTF-8 JSON");
     }
-    const dataStart = 8 + headerLen;
+    if (typeof header !== "object" || header === null || Array.isArray(header)) throw bad("the header is not a JSON object");
+    const dataStart = 8 + hlen;
     const dataLen = src.size - dataStart;
     const tensors = new Map<string, HostTensor>();
+    const spans: { name: string; begin: number; end: number }[] = [];
     let metadata: Record<string, string> | null = null;
     for (const [name, raw] of Object.entries(header)) {
       if (name === "__metadata__") {
-        metadata = raw as Record<string, string>;
+        if (raw !== null && (typeof raw !== "object" || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== "string"))) {
+          throw bad("__metadata__ is not a map of strings");
+        }
+        metadata = raw as Record<string, string> | null;
         continue;
       }
-      const info = raw as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-      const dtype = TO_DTYPE[info.dtype ?? ""];
-      if (!dtype) throw new UserError(`${path}: tensor '${name}' has unsupported dtype ${info.dtype}`);
+      const t = `tensor '${name}'`;
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw bad(`${t}: the entry is not an object`);
+      const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      const dtype = typeof info.dtype === "string" && Object.hasOwn(TO_DTYPE, info.dtype) ? TO_DTYPE[info.dtype] : undefined;
+      if (!dtype) {
+        const d = typeof info.dtype === "string" ? info.dtype : JSON.stringify(info.dtype);
+        throw bad(`${t} has unsupported dtype ${d} (supported: ${Object.keys(TO_DTYPE).join(", ")})`);
+      }
       const shape = info.shape;
+      if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+        throw bad(`${t}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      }
       const offs = info.data_offsets;
-      if (!Array.isArray(shape) || !Array.isArray(offs) || offs.length !== 2) {
-        throw new UserError(`${path}: tensor '${name}' has a malformed header entry`);
+      if (!Array.isArray(offs) || offs.length !== 2 || offs.some((o) => !Number.isSafeInteger(o) || o < 0)) {
+        throw bad(`${t}: data_offsets ${JSON.stringify(offs)} is not a pair of non-negative integers`);
       }
-      const [begin, end] = offs;
-      if (!(begin >= 0 && end >= begin && end <= dataLen) || end - begin !== byteSize(dtype, shape)) {
-        throw new UserError(`${path}: tensor '${name}' offsets ${begin}..${end} do not match its shape [${shape}] or the file size`);
+      const [begin, end] = offs as [number, number];
+      if (end < begin || end > dataLen) {
+        throw bad(`${t}: data_offsets ${begin}..${end} lie outside the data section (${dataLen} bytes)`);
       }
-      tensors.set(name, { dtype, shape: [...shape], data: src.view(dataStart + begin, end - begin) });
+      const want = byteSize(dtype, shape);
+      if (!Number.isSafeInteger(want) || end - begin !== want) {
+        throw bad(`${t}: ${end - begin} bytes at ${begin}..${end}, but ${info.dtype} [${shape.join(", ")}] needs ${want}`);
+      }
+      spans.push({ name, begin, end });
+      tensors.set(name, { dtype, shape: [...shape], data: new Uint8Array(0) });
     }
+    // The tensors must tile the data section: sorted by offset, each starts where the previous ended.
+    spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+    let at = 0;
+    let prev = "";
+    for (const s of spans) {
+      if (s.begin < at) throw bad(`tensors '${prev}' and '${s.name}' overlap (bytes ${s.begin}..${at})`);
+      if (s.begin > at) throw bad(`bytes ${at}..${s.begin} of the data section belong to no tensor (before '${s.name}')`);
+      at = s.end;
+      prev = s.name;
+    }
+    if (at !== dataLen) throw bad(`bytes ${at}..${dataLen} at the end of the file belong to no tensor`);
+    for (const s of spans) tensors.get(s.name)!.data = src.view(dataStart + s.begin, s.end - s.begin);
     return { tensors, metadata };
   } finally {
     src.close();

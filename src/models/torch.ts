@@ -45,22 +45,37 @@ function isStorage(v: unknown): v is Storage {
   return typeof v === "object" && v !== null && "bytes" in v && "key" in v && "dtype" in v;
 }
 
-/** A tensor from a storage; contiguous ones stay views, others are gathered into a new buffer. */
-function rebuildTensor(source: string, storage: unknown, offset: unknown, size: unknown, stride: unknown): HostTensor {
+/** Bytes that gathering non-contiguous tensors may allocate beyond the file's own size. */
+const GATHER_SLACK = 256 * 2 ** 20;
+
+/**
+ * A tensor from a storage; contiguous ones stay views, others are gathered into a new buffer.
+ * `budget.bytes` bounds what gathering may allocate in all (strides of 0 can make a small storage
+ * look like a huge tensor).
+ */
+function rebuildTensor(
+  source: string,
+  storage: unknown,
+  offset: unknown,
+  size: unknown,
+  stride: unknown,
+  budget: { bytes: number },
+): HostTensor {
   if (!isStorage(storage)) throw new UserError(`${source}: tensor without a storage`);
   const shape = toInts(size, source);
   const strides = toInts(stride, source);
   const off = Number(offset);
-  if (strides.length !== shape.length || !Number.isInteger(off) || off < 0) {
+  if (strides.length !== shape.length || !Number.isSafeInteger(off) || off < 0) {
     throw new UserError(`${source}: malformed tensor (size [${shape}], stride [${strides}])`);
   }
   const es = DTYPE_BYTES[storage.dtype];
   const storageNumel = storage.bytes.byteLength / es;
   const n = numel(shape);
+  if (!Number.isSafeInteger(n * es)) throw new UserError(`${source}: tensor [${shape}] is impossibly large`);
   if (n === 0) return { dtype: storage.dtype, shape, data: new Uint8Array(0) };
   let maxIndex = off;
   for (let d = 0; d < shape.length; d++) maxIndex += (shape[d] - 1) * strides[d];
-  if (maxIndex >= storageNumel) {
+  if (!Number.isSafeInteger(maxIndex) || maxIndex >= storageNumel) {
     throw new UserError(`${source}: tensor [${shape}] runs past its storage '${storage.key}' (${storageNumel} elements)`);
   }
   let contiguous = true;
@@ -69,6 +84,10 @@ function rebuildTensor(source: string, storage: unknown, offset: unknown, size: 
     expect *= shape[d];
   }
   if (contiguous) return { dtype: storage.dtype, shape, data: storage.bytes.subarray(off * es, (off + n) * es) };
+  budget.bytes -= n * es;
+  if (budget.bytes < 0) {
+    throw new UserError(`${source}: tensor [${shape}] with strides [${strides}] expands its storage beyond what the file can hold`);
+  }
   // gather row by row over the innermost dimension
   const out = new Uint8Array(n * es);
   const src = storage.bytes;
@@ -143,13 +162,16 @@ export function readTorchArchive(path: string): TorchArchive {
       if (seen) return seen;
       const entry = entries.get(`${root}data/${key}`);
       if (!entry) throw new UserError(`${path}: storage data/${key} is missing from the archive`);
-      const want = byteSize(dtype, [Number(numelRaw)]);
+      const count = Number(numelRaw);
+      if (!Number.isSafeInteger(count) || count < 0) throw new UserError(`${path}: storage data/${key} has a bad element count ${String(numelRaw)}`);
+      const want = byteSize(dtype, [count]);
       if (entry.size < want) throw new UserError(`${path}: storage data/${key} holds ${entry.size} bytes, needs ${want}`);
       const st: Storage = { dtype, key, bytes: entryBytes(src, entry).subarray(0, want) };
       storages.set(key, st);
       return st;
     };
-    const rebuildV2: Callable = (a) => rebuildTensor(source, a[0], a[1], a[2], a[3]);
+    const budget = { bytes: src.size + GATHER_SLACK };
+    const rebuildV2: Callable = (a) => rebuildTensor(source, a[0], a[1], a[2], a[3], budget);
     const callables: Record<string, Callable> = {
       "torch._utils._rebuild_tensor_v2": rebuildV2,
       "torch._utils._rebuild_tensor": rebuildV2,

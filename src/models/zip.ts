@@ -15,6 +15,8 @@ export interface ZipEntry {
   size: number;
   compressedSize: number;
   method: number;
+  /** CRC-32 of the data, from the central directory. */
+  crc: number;
 }
 
 const SIG_LOCAL = 0x04034b50;
@@ -24,91 +26,148 @@ const SIG_EOCD64 = 0x06064b50;
 const SIG_LOCATOR64 = 0x07064b50;
 const U32_MAX = 0xffffffff;
 
-function u64(dv: DataView, off: number): number {
-  return Number(dv.getBigUint64(off, true));
-}
-
 /** True for a zip local-file header ("PK\x03\x04"). */
 export function isZip(magic: Uint8Array): boolean {
   return magic.length >= 4 && magic[0] === 0x50 && magic[1] === 0x4b && magic[2] === 3 && magic[3] === 4;
 }
 
+/**
+ * The entries of a zip archive, from its central directory. Every field is checked against the
+ * file: records inside the file and inside the directory, each entry's data between its local
+ * header and the central directory, the local header agreeing with the central one.
+ */
 export function readZipEntries(src: FileSource): Map<string, ZipEntry> {
-  const bad = (why: string) => new UserError(`${src.path}: not a valid zip archive (${why})`);
+  const bad = (why: string) => new UserError(`${src.path}: not a valid zip archive (${why}): the checkpoint is damaged; download or save it again`);
+  const u64 = (dv: DataView, off: number, what: string): number => {
+    const v = dv.getBigUint64(off, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw bad(`${what} ${v} is out of range`);
+    return Number(v);
+  };
+  if (src.size < 22) throw bad("too short");
   const tailLen = Math.min(src.size, 22 + 65535);
-  const tail = src.read(src.size - tailLen, tailLen);
+  const tailStart = src.size - tailLen;
+  const tail = src.read(tailStart, tailLen);
   const tdv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
   let eocd = -1;
   for (let i = tailLen - 22; i >= 0; i--) {
-    if (tdv.getUint32(i, true) === SIG_EOCD) {
+    // the record's comment must reach exactly to the end of the file
+    if (tdv.getUint32(i, true) === SIG_EOCD && i + 22 + tdv.getUint16(i + 20, true) === tailLen) {
       eocd = i;
       break;
     }
   }
   if (eocd < 0) throw bad("no end of central directory record");
+  const eocdAbs = tailStart + eocd;
   let count = tdv.getUint16(eocd + 10, true);
   let cdSize = tdv.getUint32(eocd + 12, true);
   let cdOffset = tdv.getUint32(eocd + 16, true);
+  let cdLimit = eocdAbs; // the central directory ends before the end records
   if (count === 0xffff || cdSize === U32_MAX || cdOffset === U32_MAX) {
-    const locAbs = src.size - tailLen + eocd - 20;
+    const locAbs = eocdAbs - 20;
     if (locAbs < 0) throw bad("zip64 locator missing");
     const loc = src.read(locAbs, 20);
     const ldv = new DataView(loc.buffer);
     if (ldv.getUint32(0, true) !== SIG_LOCATOR64) throw bad("zip64 locator missing");
-    const recOff = u64(ldv, 8);
+    const recOff = u64(ldv, 8, "zip64 end record offset");
+    if (recOff + 56 > locAbs) throw bad("zip64 end record outside the file");
     const rec = src.read(recOff, 56);
     const rdv = new DataView(rec.buffer);
     if (rdv.getUint32(0, true) !== SIG_EOCD64) throw bad("zip64 end record missing");
-    count = u64(rdv, 32);
-    cdSize = u64(rdv, 40);
-    cdOffset = u64(rdv, 48);
+    count = u64(rdv, 32, "entry count");
+    cdSize = u64(rdv, 40, "central directory size");
+    cdOffset = u64(rdv, 48, "central directory offset");
+    cdLimit = recOff;
   }
+  if (cdOffset + cdSize > cdLimit) throw bad(`central directory (${cdSize} bytes at ${cdOffset}) runs past its end records`);
+  if (count * 46 > cdSize) throw bad(`${count} entries cannot fit a central directory of ${cdSize} bytes`);
   const cd = src.read(cdOffset, cdSize);
   const dv = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
   const dec = new TextDecoder();
   const entries = new Map<string, ZipEntry>();
   let p = 0;
   for (let i = 0; i < count; i++) {
-    if (p + 46 > cd.length || dv.getUint32(p, true) !== SIG_CENTRAL) throw bad("corrupt central directory");
+    if (p + 46 > cd.length || dv.getUint32(p, true) !== SIG_CENTRAL) throw bad(`central directory entry ${i} is corrupt`);
+    const flags = dv.getUint16(p + 8, true);
     const method = dv.getUint16(p + 10, true);
+    const crc = dv.getUint32(p + 16, true);
     let compressedSize = dv.getUint32(p + 20, true);
     let size = dv.getUint32(p + 24, true);
     const nameLen = dv.getUint16(p + 28, true);
     const extraLen = dv.getUint16(p + 30, true);
     const commentLen = dv.getUint16(p + 32, true);
     let localOffset = dv.getUint32(p + 42, true);
-    const name = dec.decode(cd.subarray(p + 46, p + 46 + nameLen));
+    const recEnd = p + 46 + nameLen + extraLen + commentLen;
+    if (recEnd > cd.length) throw bad(`central directory entry ${i} runs past the directory`);
+    const nameBytes = cd.subarray(p + 46, p + 46 + nameLen);
+    const name = dec.decode(nameBytes);
+    if (flags & 1) throw bad(`entry ${name} is encrypted`);
     // zip64 extra field: the 0xFFFFFFFF fields, in order size, compressed size, local offset
     let e = p + 46 + nameLen;
     const eEnd = e + extraLen;
     while (e + 4 <= eEnd) {
       const id = dv.getUint16(e, true);
       const len = dv.getUint16(e + 2, true);
+      if (e + 4 + len > eEnd) throw bad(`entry ${name} has a malformed extra field`);
       if (id === 1) {
         let q = e + 4;
-        if (size === U32_MAX) (size = u64(dv, q)), (q += 8);
-        if (compressedSize === U32_MAX) (compressedSize = u64(dv, q)), (q += 8);
-        if (localOffset === U32_MAX) localOffset = u64(dv, q);
+        const take = (what: string) => {
+          if (q + 8 > e + 4 + len) throw bad(`entry ${name} has a short zip64 field`);
+          const v = u64(dv, q, `${what} of ${name}`);
+          q += 8;
+          return v;
+        };
+        if (size === U32_MAX) size = take("size");
+        if (compressedSize === U32_MAX) compressedSize = take("compressed size");
+        if (localOffset === U32_MAX) localOffset = take("offset");
       }
       e += 4 + len;
     }
+    if (entries.has(name)) throw bad(`entry ${name} appears twice`);
+    if (localOffset + 30 > cdOffset) throw bad(`local header of ${name} lies outside the entries' area`);
     const lh = src.read(localOffset, 30);
     const ldv = new DataView(lh.buffer);
     if (ldv.getUint32(0, true) !== SIG_LOCAL) throw bad(`bad local header for ${name}`);
-    const dataOffset = localOffset + 30 + ldv.getUint16(26, true) + ldv.getUint16(28, true);
-    if (dataOffset + compressedSize > src.size) throw bad(`entry ${name} runs past the end of the file`);
-    entries.set(name, { name, dataOffset, size, compressedSize, method });
-    p = eEnd + commentLen;
+    const localNameLen = ldv.getUint16(26, true);
+    const dataOffset = localOffset + 30 + localNameLen + ldv.getUint16(28, true);
+    if (dataOffset + compressedSize > cdOffset) throw bad(`entry ${name} runs into the central directory or past the end of the file`);
+    const localName = src.read(localOffset + 30, localNameLen);
+    if (localNameLen !== nameLen || !localName.every((b, k) => b === nameBytes[k])) {
+      throw bad(`local header of ${name} names another entry`);
+    }
+    if (method === 0 && compressedSize !== size) throw bad(`stored entry ${name} has two different sizes`);
+    entries.set(name, { name, dataOffset, size, compressedSize, method, crc });
+    p = recEnd;
   }
   return entries;
 }
 
-/** Bytes of a stored entry as a view; compressed entries are refused (torch never writes them). */
+/**
+ * Bytes of a stored entry as a view, after checking their CRC-32 against the central directory;
+ * compressed entries are refused (torch never writes them).
+ */
 export function entryBytes(src: FileSource, entry: ZipEntry): Uint8Array {
   if (entry.method !== 0) {
     throw new UserError(`${src.path}: zip entry ${entry.name} is compressed (method ${entry.method}); re-save it with torch.save`);
   }
-  return src.view(entry.dataOffset, entry.size);
+  const bytes = src.view(entry.dataOffset, entry.size);
+  const got = crc32Of(bytes);
+  if (got !== entry.crc) {
+    throw new UserError(
+      `${src.path}: zip entry ${entry.name} is corrupt (CRC-32 ${hex8(got)}, expected ${hex8(entry.crc)}): the checkpoint is damaged; download or save it again`,
+    );
+  }
+  return bytes;
+}
+
+function hex8(v: number): string {
+  return v.toString(16).padStart(8, "0");
+}
+
+/** CRC-32 of a buffer, in pieces (zlib takes at most 4 GiB at a time). */
+function crc32Of(bytes: Uint8Array): number {
+  let c = 0;
+  for (let off = 0; off < bytes.byteLength; off += 1 << 30) c = crc32(bytes.subarray(off, Math.min(bytes.byteLength, off + (1 << 30))), c);
+  return c >>> 0;
 }
 
 interface Written {

@@ -1,7 +1,10 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync } from "node:fs";
 import { BpeTokenizer } from "./bpe.ts";
 import { UserError } from "../util/errors.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const FILE = "../shared/fixtures/dnabert-s/tokenizer.json";
 const json = JSON.parse(readFileSync(FILE, "utf8"));

@@ -1,8 +1,11 @@
 // libvirnuc's CPU backend against the float64 reference of models.md, on tiny seeded models.
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Engine, type ClassifierHandle, type EncoderHandle } from "../../src/engine/engine.ts";
 import { dnabertEmbed, esm2Embed, mlpClassify, referenceSlopes } from "./reference.ts";
 import { cosine, dnaTokens, embed, maxAbsDiff, protein, rng, tinyDnabert, tinyEsm, tinyMlp } from "./tiny.ts";
+
+// subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
+setDefaultTimeout(120_000);
 
 const engine = Engine.create("cpu", { threads: 2 });
 afterAll(() => engine.close());
