@@ -136,7 +136,7 @@ describe("CPU kernel paths (VIRNUC_CPU_ISA)", () => {
       expect(r.describe).toContain(LABEL[best]);
       expect(bits(r.esm!, runs[best].esm!)).toBe(true);
     }
-  });
+  }, 60_000); // two subprocesses
 
   test("an unknown name is refused with one line naming the choices", () => {
     const r = probe("sse9");
@@ -144,5 +144,5 @@ describe("CPU kernel paths (VIRNUC_CPU_ISA)", () => {
     expect(r.stderr.trim()).toBe(
       "cannot use the cpu backend: VIRNUC_CPU_ISA=sse9: unknown instruction set; use avx512, avx2, portable or auto",
     );
-  });
+  }, 30_000);
 });
