@@ -120,12 +120,24 @@ function numbers(t: Table, name: string): ArrayLike<number> {
   return a as ArrayLike<number>;
 }
 
-/** Null flags of a column (true where null), or null when it has no nulls. */
-function nullsOf(t: Table, name: string): boolean[] | null {
+/**
+ * A nullable Bool or any nullable column as codes per row: -1 null, else 0 / 1 (the Bool's value;
+ * 1 for any valid non-Bool value). Reads the Arrow bitmaps directly (Vector.get per row is slow).
+ */
+function codes(t: Table, name: string, isBool: boolean): Int8Array {
   const v = t.getChild(name)!;
-  if (v.nullCount === 0) return null;
-  const out = new Array<boolean>(v.length);
-  for (let i = 0; i < v.length; i++) out[i] = !v.isValid(i);
+  const out = new Int8Array(v.length);
+  let at = 0;
+  for (const d of v.data) {
+    const nb = d.nullCount > 0 ? d.nullBitmap : undefined;
+    const vals = d.values as Uint8Array;
+    for (let i = 0; i < d.length; i++) {
+      const bit = d.offset + i;
+      if (nb && !((nb[bit >> 3] >> (bit & 7)) & 1)) out[at + i] = -1;
+      else out[at + i] = isBool ? (vals[bit >> 3] >> (bit & 7)) & 1 : 1;
+    }
+    at += d.length;
+  }
   return out;
 }
 
@@ -172,15 +184,17 @@ export async function collectRun(dirArg: string, opts: { top?: number; maxPoints
         : a.row < b.row;
   let row = 0;
   let windowOffset = 0;
-  for await (const t of rowGroups(seqPath, ["sequence_id", "length", "n_windows", "n_viral_windows", "max_score_virus", "call"])) {
+  // The call column is not read: by the schema's rule it is null when max_score_virus is null,
+  // else "virus" when a window is viral, else "others".
+  for await (const t of rowGroups(seqPath, ["sequence_id", "length", "n_windows", "n_viral_windows", "max_score_virus"])) {
     const ids = t.getChild("sequence_id")!;
     const len = numbers(t, "length");
     const nw = numbers(t, "n_windows");
     const nv = numbers(t, "n_viral_windows");
-    const ms = t.getChild("max_score_virus")!;
-    const call = t.getChild("call")!;
+    const ms = t.getChild("max_score_virus")!.toArray() as Float32Array;
+    const msValid = codes(t, "max_score_virus", false);
     for (let i = 0; i < t.numRows; i++, row++) {
-      const c = call.get(i) as string | null;
+      const c = msValid[i] < 0 ? null : nv[i] > 0 ? "virus" : "others";
       sequences.total++;
       if (c === "virus") sequences.virus++;
       else if (c === null) sequences.none++;
@@ -191,7 +205,7 @@ export async function collectRun(dirArg: string, opts: { top?: number; maxPoints
         length: len[i],
         nWindows: nw[i],
         nViralWindows: nv[i],
-        maxScore: ms.get(i) as number | null,
+        maxScore: msValid[i] < 0 ? null : ms[i],
         call: c,
         offset: windowOffset,
       };
@@ -220,12 +234,11 @@ export async function collectRun(dirArg: string, opts: { top?: number; maxPoints
   for await (const t of rowGroups(winPath, ["window_start", "window_end", "max_score_virus", "is_virus"])) {
     const n = t.numRows;
     const score = t.getChild("max_score_virus")!.toArray() as Float32Array;
-    const scoreNull = nullsOf(t, "max_score_virus");
-    const isV = t.getChild("is_virus")!;
+    const isV = codes(t, "is_virus", true);
     for (let i = 0; i < n; i++) {
       windows.total++;
-      const v = isV.get(i) as boolean | null;
-      if (v === null) windows.none++;
+      const v = isV[i];
+      if (v < 0) windows.none++;
       else if (v) {
         windows.virus++;
         windowHist.virus[scoreBin(score[i])]++;
@@ -242,11 +255,11 @@ export async function collectRun(dirArg: string, opts: { top?: number; maxPoints
       const r = raw.get(c.row)!;
       for (let j = lo; j < hi; j++) {
         const i = j - w0;
-        const v = isV.get(i) as boolean | null;
+        const v = isV[i];
         r.start.push(start[i]);
         r.end.push(end[i]);
-        r.score.push(scoreNull?.[i] ? null : score[i]);
-        r.call.push(v === null ? "no frame" : v ? "virus" : "others");
+        r.score.push(v < 0 ? null : score[i]);
+        r.call.push(v < 0 ? "no frame" : v ? "virus" : "others");
       }
     }
     w0 += n;
