@@ -7,7 +7,7 @@ import { existsSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../output/atomic.ts";
 import { UserError, oneLine } from "../util/errors.ts";
 import pkg from "../../package.json" with { type: "json" };
-import { collectRun, type RunData } from "./data.ts";
+import { collectRun, readRun, type RunData } from "./data.ts";
 import { cohortCharts, runCharts } from "./charts.ts";
 import { cohortPage, runPage } from "./html.ts";
 
@@ -52,6 +52,7 @@ export async function writeReport(dir: string, opts: ReportOptions = {}): Promis
 export async function reportCommand(dirs: string[], opts: { output?: string }): Promise<void> {
   if (!dirs?.length) throw new UserError("report: give one output directory (or several, one per sample, for a cohort page)");
   if (dirs.length > 1 && !opts.output) throw new UserError("report: several directories make one cohort page: say where with -o FILE");
+  for (const d of dirs) readRun(resolve(d)); // a bad directory is reported before anything else
   const out = resolve(opts.output ?? join(dirs[0], REPORT_FILE));
   if (existsSync(out) && statSync(out).isDirectory()) throw new UserError(`report: -o ${opts.output} is a directory: give a file name, e.g. ${join(opts.output!, REPORT_FILE)}`);
   if (!existsSync(dirname(out))) throw new UserError(`report: the directory of ${out} does not exist`);
