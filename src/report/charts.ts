@@ -38,7 +38,7 @@ let chartSerial = 0;
 /** Render a Vega-Lite spec to an SVG string with ids made unique to this chart. */
 export async function renderSvg(spec: Spec): Promise<string> {
   const compiled = vl.compile({ ...spec, config: { ...baseConfig, ...(spec as { config?: object }).config } } as Spec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  const view = new vega.View(vega.parse(compiled), { renderer: "none", logLevel: vega.Error });
   try {
     const svg = await view.toSVG();
     // Several SVGs share one page: give their clip path / gradient ids a per-chart prefix.

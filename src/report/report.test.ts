@@ -134,3 +134,18 @@ describe("predict", () => {
     expect(existsSync(join(b, "report.html"))).toBe(false);
   }, 120_000);
 });
+
+describe("nameSamples", () => {
+  test("base names, with parent folders only where needed to tell samples apart", async () => {
+    const { nameSamples } = await import("./report.ts");
+    const d = [{ dir: "/runs/s1/out", name: "" }, { dir: "/runs/s2/out", name: "" }];
+    nameSamples(d);
+    expect(d.map((x) => x.name)).toEqual(["s1/out", "s2/out"]);
+    const e = [{ dir: "/runs/a", name: "" }, { dir: "/runs/b", name: "" }];
+    nameSamples(e);
+    expect(e.map((x) => x.name)).toEqual(["a", "b"]);
+    const same = [{ dir: "/x", name: "" }, { dir: "/x", name: "" }];
+    nameSamples(same);
+    expect(same.map((x) => x.name)).toEqual(["x", "x"]);
+  });
+});

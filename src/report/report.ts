@@ -2,7 +2,7 @@
  * `virnuc report DIR... [-o FILE]` and the report `predict` leaves in its output directory:
  * one self-contained HTML page per run (or one cohort page for several runs).
  */
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { existsSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../output/atomic.ts";
 import { UserError, oneLine } from "../util/errors.ts";
@@ -31,8 +31,22 @@ export async function buildReport(dirs: string[]): Promise<{ html: string; data:
     const charts = await runCharts(data[0]);
     return { html: runPage(data[0], charts, pkg.version), data, charts: charts.map((c) => c.id) };
   }
+  nameSamples(data);
   const charts = await cohortCharts(data);
   return { html: cohortPage(data, charts, pkg.version), data, charts: charts.map((c) => c.id) };
+}
+
+/** Sample names: the directories' base names, with as many parent folders as needed to tell them apart. */
+export function nameSamples(data: { dir: string; name: string }[]): void {
+  const parts = data.map((d) => d.dir.split(sep).filter(Boolean));
+  for (let depth = 1; ; depth++) {
+    const names = parts.map((p) => p.slice(-depth).join("/"));
+    const unique = new Set(names).size === names.length;
+    if (unique || parts.every((p) => p.length <= depth)) {
+      data.forEach((d, i) => (d.name = names[i]));
+      return;
+    }
+  }
 }
 
 /** Write DIR/report.html (or opts.output) from a finished output directory; returns its path. */
