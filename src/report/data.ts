@@ -116,7 +116,11 @@ async function* rowGroups(path: string, columns: string[]): AsyncGenerator<Table
 function numbers(t: Table, name: string): ArrayLike<number> {
   const v = t.getChild(name)!;
   const a = v.toArray() as ArrayLike<number | bigint>;
-  if (a instanceof BigInt64Array) return Float64Array.from(a, (x) => Number(x));
+  if (a instanceof BigInt64Array) {
+    const out = new Float64Array(a.length);
+    for (let i = 0; i < a.length; i++) out[i] = Number(a[i]);
+    return out;
+  }
   return a as ArrayLike<number>;
 }
 
@@ -193,7 +197,7 @@ export async function collectRun(dirArg: string, opts: { top?: number; maxPoints
     const nv = numbers(t, "n_viral_windows");
     const ms = t.getChild("max_score_virus")!.toArray() as Float32Array;
     const msValid = codes(t, "max_score_virus", false);
-    for (let i = 0; i < t.numRows; i++, row++) {
+    for (let i = 0, n = t.numRows; i < n; i++, row++) {
       const c = msValid[i] < 0 ? null : nv[i] > 0 ? "virus" : "others";
       sequences.total++;
       if (c === "virus") sequences.virus++;
@@ -273,7 +277,7 @@ export async function collectRun(dirArg: string, opts: { top?: number; maxPoints
   for await (const t of rowGroups(predPath, ["score_others", "score_virus"])) {
     const so = t.getChild("score_others")!.toArray() as Float32Array;
     const sv = t.getChild("score_virus")!.toArray() as Float32Array;
-    for (let i = 0; i < t.numRows; i++) {
+    for (let i = 0, n = t.numRows; i < n; i++) {
       frames.total++;
       // schema rule: "virus" when score_virus > score_others
       if (sv[i] > so[i]) {
