@@ -7,23 +7,28 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { openReport } from "./browser.ts";
+import { Chromium } from "./browser.ts";
 import { buildReport } from "./report.ts";
 import { writeSampleDir } from "./testdata.ts";
 
 let root: string;
+let chromium: Chromium;
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "virnuc-report-browser-"));
+  chromium = await Chromium.launch();
   await writeSampleDir(join(root, "a"), { records: 150, seed: 11, longEvery: 25, longWindows: 300 });
   await writeSampleDir(join(root, "b"), { records: 90, seed: 12 });
 }, 60_000);
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterAll(async () => {
+  await chromium?.close();
+  rmSync(root, { recursive: true, force: true });
+});
 
 async function check(dirs: string[], name: string) {
   const { html, charts } = await buildReport(dirs);
   const path = join(root, name);
   writeFileSync(path, html);
-  const seen = await openReport(path);
+  const seen = await chromium.open(path);
   expect(seen.consoleErrors).toEqual([]);
   expect(seen.failedRequests).toEqual([]);
   expect(seen.charts.map((c) => c.id)).toEqual(charts);
@@ -55,7 +60,7 @@ describe("report in headless Chromium", () => {
 <script>console.error("boom")</script>
 <figure class="chart" id="empty"><svg width="0" height="0"></svg></figure></body></html>`,
     );
-    const seen = await openReport(path);
+    const seen = await chromium.open(path);
     expect(seen.consoleErrors).toContain("boom");
     expect(seen.failedRequests.some((r) => r.startsWith("http://192.0.2.1/x.png"))).toBe(true);
     expect(seen.charts).toEqual([{ id: "empty", width: 0, height: 0 }]);

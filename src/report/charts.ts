@@ -66,12 +66,20 @@ function histRows(h: { virus: number[]; others: number[] }, extra: Record<string
 
 function histogramSpec(rows: Record<string, unknown>[], xTitle: string, yTitle: string): Spec {
   return {
-    width: WIDTH,
+    width: 400,
     height: 180,
     data: { values: rows },
     mark: { type: "bar", stroke: "white", strokeWidth: 0.5 },
     encoding: {
-      x: { field: "lo", type: "quantitative", title: xTitle, scale: { domain: [0, 1] }, axis: { tickCount: 10 } },
+      // pre-binned: vertical bars from lo to hi, counts stacked by call
+      x: {
+        field: "lo",
+        type: "quantitative",
+        bin: { binned: true, step: 1 / SCORE_BINS },
+        title: xTitle,
+        scale: { domain: [0, 1] },
+        axis: { values: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1], format: ".1f" },
+      },
       x2: { field: "hi" },
       y: { field: "count", type: "quantitative", title: yTitle, stack: "zero" },
       color: { field: "call", type: "nominal", title: "call", scale: callScale(["virus", "others"]) },
@@ -103,12 +111,18 @@ function callRows(level: string, c: { virus: number; others: number; none: numbe
   ];
 }
 
-/** drew_fig.py generalised: per-window max score_virus along each of the top sequences. */
+/**
+ * drew_fig.py generalised: per-window max score_virus along each of the top sequences; one panel
+ * per sequence, each window a short horizontal segment over its extent with a dot at its centre.
+ */
 function alongSpec(top: (TopSequence & { label: string })[]): Spec {
   const rows: Record<string, unknown>[] = [];
   for (const s of top)
     for (const p of s.points)
-      rows.push({ seq: s.label, pos: (p.start + p.end) / 2, score: p.score ?? 0, scored: p.score !== null, call: p.call, windows: p.windows });
+      rows.push({ seq: s.label, start: p.start, end: p.end, pos: (p.start + p.end) / 2, score: p.score ?? 0, scored: p.score !== null, call: p.call });
+  const x = { type: "quantitative", title: null, axis: { labelFlush: true } };
+  const y = { field: "score", type: "quantitative", title: "score", scale: { domain: [0, 1] }, axis: { values: [0, 0.5, 1] } };
+  const color = { field: "call", type: "nominal", title: "window call", scale: callScale(["virus", "others", "no frame"]) };
   return {
     data: { values: rows },
     facet: {
@@ -117,27 +131,27 @@ function alongSpec(top: (TopSequence & { label: string })[]): Spec {
         type: "nominal",
         sort: top.map((s) => s.label),
         title: null,
-        header: { labelAngle: 0, labelAlign: "left", labelAnchor: "start", labelOrient: "top", labelFontSize: 11, labelLimit: WIDTH },
+        header: { labelAngle: 0, labelAlign: "left", labelAnchor: "start", labelOrient: "top", labelFontSize: 11, labelLimit: WIDTH, labelPadding: 4 },
       },
     },
-    spacing: 8,
+    spacing: 6,
     spec: {
       width: WIDTH,
-      height: 70,
+      height: 56,
       layer: [
-        { mark: { type: "rule", color: "#999", strokeDash: [3, 3] }, encoding: { y: { datum: 0.5 } } },
+        { mark: { type: "rule", color: "#999", strokeDash: [3, 3] }, encoding: { y: { datum: 0.5, type: "quantitative" } } },
         {
           transform: [{ filter: "datum.scored" }],
-          mark: { type: "line", color: "#888", strokeWidth: 1 },
-          encoding: { x: { field: "pos", type: "quantitative" }, y: { field: "score", type: "quantitative" } },
+          mark: { type: "line", color: "#aaa", strokeWidth: 1 },
+          encoding: { x: { field: "pos", ...x }, y },
         },
         {
-          mark: { type: "point", filled: true, size: 22 },
-          encoding: {
-            x: { field: "pos", type: "quantitative", title: "position in the sequence (bp, window centre)" },
-            y: { field: "score", type: "quantitative", title: "max score_virus", scale: { domain: [0, 1] }, axis: { tickCount: 3 } },
-            color: { field: "call", type: "nominal", title: "window call", scale: callScale(["virus", "others", "no frame"]) },
-          },
+          mark: { type: "rule", strokeWidth: 2 },
+          encoding: { x: { field: "start", ...x }, x2: { field: "end" }, y, color },
+        },
+        {
+          mark: { type: "point", filled: true, size: 26, opacity: 1 },
+          encoding: { x: { field: "pos", ...x }, y, color },
         },
       ],
     },
@@ -176,12 +190,12 @@ function telemetrySpecs(tel: Telemetry[]): { tokens: Spec; time: Spec } {
   return {
     tokens: {
       width: WIDTH,
-      height: 150,
+      height: 160,
       data: { values: tokens },
       mark: { type: "line", point: { size: 18 }, color: "#4c78a8" },
       encoding: {
         x: { field: "part", type: "quantitative", title: "part", axis: { tickMinStep: 1, format: "d" } },
-        y: { field: "tps", type: "quantitative", title: "tokens/s (ESM-2 + DNABERT-S)" },
+        y: { field: "tps", type: "quantitative", title: "tokens/s" },
       },
     } as Spec,
     time: {
@@ -228,7 +242,7 @@ export async function runCharts(d: RunData): Promise<Chart[]> {
       id: "chart-along",
       title: `Scores along the top ${d.top.length} sequences`,
       caption:
-        "VirNucPro's drew_fig.py figure, generalised: each panel is one sequence (the ones with the most viral windows), each dot a window at its position, its height the window's max score_virus, its colour the window's call; grey dots at 0 kept no frame. Long sequences show the max over runs of windows.",
+        "VirNucPro's drew_fig.py figure, generalised: each panel is one sequence (the ones with the most viral windows; x in bp), each segment a window over its extent with a dot at its centre, its height the window's max score_virus, its colour the window's call; grey at 0: no frame kept. Long sequences show the max over runs of neighbouring windows.",
       svg: await renderSvg(alongSpec(d.top.map((s) => ({ ...s, label: topLabel(s) })))),
     });
   const tel = Array.isArray(d.run.telemetry) ? (d.run.telemetry as Telemetry[]) : [];
