@@ -206,7 +206,7 @@ function telemetrySpecs(tel: Telemetry[]): { tokens: Spec; time: Spec } {
       encoding: {
         x: { field: "part", type: "quantitative", title: "part", axis: { tickMinStep: 1, format: "d" } },
         y: { field: "seconds", type: "quantitative", title: "seconds" },
-        color: { field: "what", type: "nominal", title: null, sort: series.map((s) => s[1]), legend: { orient: "bottom", columns: 2 } },
+        color: { field: "what", type: "nominal", title: null, sort: series.map((s) => s[1]), legend: { orient: "bottom", columns: 2, labelLimit: 320 } },
       },
     } as Spec,
   };

@@ -149,7 +149,11 @@ function codes(t: Table, name: string, isBool: boolean): Int8Array {
 export function readRun(dir: string): Record<string, unknown> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`${dir} is not a directory: give a virnuc predict output directory`);
   const path = join(dir, "run.json");
-  if (!existsSync(path)) throw new UserError(`${dir} has no run.json: it is not a finished virnuc output directory (finish the run, with --resume if it stopped)`);
+  if (!existsSync(path)) {
+    if (existsSync(join(dir, ".virnuc")))
+      throw new UserError(`${dir} has no run.json: the run there has not finished, or is one --shard of a run (finish it with --resume, or gather the shards with virnuc merge, then report on that)`);
+    throw new UserError(`${dir} has no run.json: it is not a virnuc predict output directory`);
+  }
   let run: unknown;
   try {
     run = JSON.parse(readFileSync(path, "utf8"));
