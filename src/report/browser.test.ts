@@ -3,13 +3,16 @@
  * refused; no console error, no failed request, every chart drawn with a non-zero size.
  * Needs Debian's chromium at /usr/bin/chromium (.ci/run installs it when missing).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Chromium } from "./browser.ts";
 import { buildReport } from "./report.ts";
 import { writeSampleDir } from "./testdata.ts";
+
+// Parquet writing, page rendering and subprocesses are slow on a loaded 2-core machine.
+setDefaultTimeout(60_000);
 
 let root: string;
 let chromium: Chromium;

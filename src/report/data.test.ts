@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../util/errors.ts";
 import { SCORE_BINS, binWindows, collectRun, scoreBin, type RunData } from "./data.ts";
 import { type SampleTables, writeSampleDir } from "./testdata.ts";
+
+// Parquet writing, page rendering and subprocesses are slow on a loaded 2-core machine.
+setDefaultTimeout(60_000);
 
 let root: string;
 let tables: SampleTables;

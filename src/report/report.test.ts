@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modelArgs, runCli, SHARED, tinyModels } from "../../test/helpers.ts";
 import { buildReport, reportCommand, writeReport } from "./report.ts";
 import { writeSampleDir } from "./testdata.ts";
+
+// Parquet writing, page rendering and subprocesses are slow on a loaded 2-core machine.
+setDefaultTimeout(60_000);
 
 let root: string;
 beforeAll(async () => {
