@@ -88,12 +88,12 @@ function histogramSpec(rows: Record<string, unknown>[], xTitle: string, yTitle: 
 }
 
 /** Viral / not viral / no call, as fractions, for sequences, windows and frames. */
-function callsSpec(rows: { level: string; call: string; count: number; order: number }[], yField = "level", yTitle = ""): Spec {
+function callsSpec(rows: { level: string; call: string; count: number; order: number }[], yField = "level", yTitle = "", step = 26): Spec {
   return {
     width: WIDTH,
     data: { values: rows },
     mark: "bar",
-    height: { step: 26 },
+    height: { step },
     encoding: {
       y: { field: yField, type: "nominal", title: yTitle || null, sort: null },
       x: { field: "count", type: "quantitative", stack: "normalize", title: "fraction", axis: { format: "%" } },
@@ -270,6 +270,9 @@ export function topLabel(s: TopSequence, prefix = ""): string {
   return `${prefix}${id}: ${fmtCount(s.length)} bp, ${s.nViralWindows}/${s.nWindows} viral windows`;
 }
 
+/** A cohort page draws one score line per sample up to this many samples, a pooled histogram beyond. */
+export const MAX_LINES = 20;
+
 /** The charts of a cohort page (several samples). */
 export async function cohortCharts(samples: RunData[]): Promise<Chart[]> {
   const charts: Chart[] = [];
@@ -279,30 +282,46 @@ export async function cohortCharts(samples: RunData[]): Promise<Chart[]> {
     id: "chart-cohort-calls",
     title: "Sequences called viral, per sample",
     caption: "Fraction of each sample's sequences called viral (red), not viral (blue) or not called (grey).",
-    svg: await renderSvg(callsSpec(calls, "level", "sample")),
+    svg: await renderSvg(callsSpec(calls, "level", "sample", samples.length > 40 ? 12 : 26)),
   });
-  const hist: Record<string, unknown>[] = [];
-  samples.forEach((d, i) => {
-    const total = d.windows.virus + d.windows.others;
-    for (let b = 0; b < SCORE_BINS; b++)
-      hist.push({ sample: label(d, i), x: (b + 0.5) / SCORE_BINS, frac: total > 0 ? (d.windowHist.virus[b] + d.windowHist.others[b]) / total : 0 });
-  });
-  charts.push({
-    id: "chart-cohort-window-scores",
-    title: "Per-window maximum score_virus, per sample",
-    caption: `Fraction of each sample's windows (with a kept frame) per score bin (${SCORE_BINS} bins on [0, 1]), one line per sample.`,
-    svg: await renderSvg({
-      width: WIDTH,
-      height: 200,
-      data: { values: hist },
-      mark: { type: "line", interpolate: "step" },
-      encoding: {
-        x: { field: "x", type: "quantitative", title: "max score_virus of the window", scale: { domain: [0, 1] } },
-        y: { field: "frac", type: "quantitative", title: "fraction of windows", axis: { format: "%" } },
-        color: { field: "sample", type: "nominal", title: "sample", legend: samples.length > 20 ? null : {} },
-      },
-    } as Spec),
-  });
+  if (samples.length <= MAX_LINES) {
+    const hist: Record<string, unknown>[] = [];
+    samples.forEach((d, i) => {
+      const total = d.windows.virus + d.windows.others;
+      for (let b = 0; b < SCORE_BINS; b++)
+        hist.push({ sample: label(d, i), x: (b + 0.5) / SCORE_BINS, frac: total > 0 ? (d.windowHist.virus[b] + d.windowHist.others[b]) / total : 0 });
+    });
+    charts.push({
+      id: "chart-cohort-window-scores",
+      title: "Per-window maximum score_virus, per sample",
+      caption: `Fraction of each sample's windows (with a kept frame) per score bin (${SCORE_BINS} bins on [0, 1]), one line per sample.`,
+      svg: await renderSvg({
+        width: WIDTH,
+        height: 200,
+        data: { values: hist },
+        mark: { type: "line", interpolate: "step-after" },
+        encoding: {
+          x: { field: "x", type: "quantitative", title: "max score_virus of the window", scale: { domain: [0, 1] } },
+          y: { field: "frac", type: "quantitative", title: "fraction of windows", axis: { format: "%" } },
+          color: { field: "sample", type: "nominal", title: "sample", legend: { labelLimit: 240 } },
+        },
+      } as Spec),
+    });
+  } else {
+    // Many samples: one line each would be unreadable (and heavy); pool them.
+    const pooled = { virus: new Array(SCORE_BINS).fill(0), others: new Array(SCORE_BINS).fill(0) };
+    for (const d of samples)
+      for (let b = 0; b < SCORE_BINS; b++) {
+        pooled.virus[b] += d.windowHist.virus[b];
+        pooled.others[b] += d.windowHist.others[b];
+      }
+    charts.push({
+      id: "chart-cohort-window-scores",
+      title: "Per-window maximum score_virus, all samples pooled",
+      caption: `Histogram of each window's highest frame score_virus over all ${samples.length} samples (${SCORE_BINS} bins on [0, 1]), coloured by the window's call; with more than ${MAX_LINES} samples they are pooled rather than drawn one line each.`,
+      svg: await renderSvg(histogramSpec(histRows(pooled), "max score_virus of the window", "windows")),
+    });
+  }
   // The top sequences over all samples.
   const all = samples.flatMap((d, i) => d.top.map((s) => ({ ...s, label: topLabel(s, `${label(d, i)} / `) })));
   all.sort((a, b) => b.nViralWindows - a.nViralWindows || (b.maxScore ?? -1) - (a.maxScore ?? -1));

@@ -5,6 +5,9 @@ import { join } from "node:path";
 import { modelArgs, runCli, SHARED, tinyModels } from "../../test/helpers.ts";
 import { buildReport, reportCommand, writeReport } from "./report.ts";
 import { writeSampleDir } from "./testdata.ts";
+import { collectRun } from "./data.ts";
+import { MAX_LINES, cohortCharts } from "./charts.ts";
+import { cohortPage } from "./html.ts";
 
 // Parquet writing, page rendering and subprocesses are slow on a loaded 2-core machine.
 setDefaultTimeout(60_000);
@@ -98,6 +101,21 @@ describe("cohort", () => {
     expect(html).toContain("3 samples");
     expectSelfContained(html);
   }, 30_000);
+
+  test("many samples: one pooled histogram instead of a line each; the page stays small", async () => {
+    const one = await collectRun(join(root, "s2"));
+    const many = Array.from({ length: 60 }, (_, i) => ({ ...one, dir: `/runs/sample${i}`, name: `sample${i}` }));
+    const charts = await cohortCharts(many);
+    expect(charts.map((c) => c.id)).toEqual(["chart-cohort-calls", "chart-cohort-window-scores", "chart-along"]);
+    expect(charts[1].title).toContain("pooled");
+    const html = cohortPage(many, charts, "test");
+    for (let i = 0; i < 60; i++) expect(html).toContain(`>sample${i}<`);
+    expect(html.length).toBeLessThan(1_000_000);
+    expectSelfContained(html);
+    // up to MAX_LINES samples: one line per sample
+    const few = await cohortCharts(many.slice(0, MAX_LINES));
+    expect(few[1].title).toContain("per sample");
+  });
 
   test("virnuc report DIR... -o FILE; one clear error for bad use", async () => {
     const out = join(root, "cohort.html");
