@@ -27,6 +27,8 @@ type Spec = vl.TopLevelSpec;
 
 const baseConfig = {
   background: "white",
+  // no ARIA label per mark: with thousands of marks they would be most of the page's size
+  aria: false,
   font: "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
   view: { stroke: "#ddd" },
   axis: { labelFontSize: 11, titleFontSize: 12, gridColor: "#eee" },
@@ -43,10 +45,15 @@ export async function renderSvg(spec: Spec): Promise<string> {
     const svg = await view.toSVG();
     // Several SVGs share one page: give their clip path / gradient ids a per-chart prefix.
     const prefix = `c${++chartSerial}-`;
-    return svg.replace(/\bid="([^"]+)"/g, `id="${prefix}$1"`).replace(/url\(#([^)]+)\)/g, `url(#${prefix}$1)`);
+    return compactSvg(svg).replace(/\bid="([^"]+)"/g, `id="${prefix}$1"`).replace(/url\(#([^)]+)\)/g, `url(#${prefix}$1)`);
   } finally {
     view.finalize();
   }
+}
+
+/** Geometry attributes rounded to 1/100 px (vega writes up to 16 digits); text is left alone. */
+export function compactSvg(svg: string): string {
+  return svg.replace(/ (transform|d|x|y|x1|x2|y1|y2|width|height)="([^"]*)"/g, (_m, k: string, v: string) => ` ${k}="${v.replace(/(\.\d\d)\d+/g, "$1")}"`);
 }
 
 const callScale = (domain: string[]) => ({
@@ -111,15 +118,21 @@ function callRows(level: string, c: { virus: number; others: number; none: numbe
   ];
 }
 
+/** Sequences with more points than this are drawn without the dots. */
+const MAX_DOTS = 80;
+
 /**
  * drew_fig.py generalised: per-window max score_virus along each of the top sequences; one panel
  * per sequence, each window a short horizontal segment over its extent with a dot at its centre.
  */
 function alongSpec(top: (TopSequence & { label: string })[]): Spec {
   const rows: Record<string, unknown>[] = [];
-  for (const s of top)
+  for (const s of top) {
+    // dots only where they stay apart; a long sequence shows its segments alone
+    const dot = s.points.length <= MAX_DOTS;
     for (const p of s.points)
-      rows.push({ seq: s.label, start: p.start, end: p.end, pos: (p.start + p.end) / 2, score: p.score ?? 0, scored: p.score !== null, call: p.call });
+      rows.push({ seq: s.label, start: p.start, end: p.end, pos: (p.start + p.end) / 2, score: p.score ?? 0, scored: p.score !== null, call: p.call, dot });
+  }
   const x = { type: "quantitative", title: null, axis: { labelFlush: true } };
   const y = { field: "score", type: "quantitative", title: "score", scale: { domain: [0, 1] }, axis: { values: [0, 0.5, 1] } };
   const color = { field: "call", type: "nominal", title: "window call", scale: callScale(["virus", "others", "no frame"]) };
@@ -150,6 +163,7 @@ function alongSpec(top: (TopSequence & { label: string })[]): Spec {
           encoding: { x: { field: "start", ...x }, x2: { field: "end" }, y, color },
         },
         {
+          transform: [{ filter: "datum.dot" }],
           mark: { type: "point", filled: true, size: 26, opacity: 1 },
           encoding: { x: { field: "pos", ...x }, y, color },
         },
@@ -242,7 +256,7 @@ export async function runCharts(d: RunData): Promise<Chart[]> {
       id: "chart-along",
       title: `Scores along the top ${d.top.length} sequences`,
       caption:
-        "VirNucPro's drew_fig.py figure, generalised: each panel is one sequence (the ones with the most viral windows; x in bp), each segment a window over its extent with a dot at its centre, its height the window's max score_virus, its colour the window's call; grey at 0: no frame kept. Long sequences show the max over runs of neighbouring windows.",
+        "VirNucPro's drew_fig.py figure, generalised: each panel is one sequence (the ones with the most viral windows; x in bp), each segment a window over its extent (with a dot at its centre when there are few), its height the window's max score_virus, its colour the window's call; grey at 0: no frame kept. Long sequences show the max over runs of neighbouring windows.",
       svg: await renderSvg(alongSpec(d.top.map((s) => ({ ...s, label: topLabel(s) })))),
     });
   const tel = Array.isArray(d.run.telemetry) ? (d.run.telemetry as Telemetry[]) : [];

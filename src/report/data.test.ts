@@ -100,7 +100,7 @@ describe("collectRun", () => {
       expect(t.nViralWindows).toBe(s.nViral[t.row]);
       const rows = tables.win.seqRow.map((r, i) => (r === t.row ? i : -1)).filter((i) => i >= 0);
       expect(t.points.reduce((a, p) => a + p.windows, 0)).toBe(rows.length);
-      expect(t.points.length).toBeLessThanOrEqual(250);
+      expect(t.points.length).toBeLessThanOrEqual(200);
       expect(t.points[0].start).toBe(tables.win.start[rows[0]]);
       expect(t.points.at(-1)!.end).toBe(tables.win.end[rows.at(-1)!]);
       const best = Math.max(...rows.filter((i) => tables.win.nFrames[i] > 0).map((i) => tables.win.maxV[i]));

@@ -17,7 +17,7 @@ export const SCORE_BINS = 50;
 /** How many sequences the along-sequence figure shows. */
 export const TOP_SEQUENCES = 10;
 /** At most this many points per sequence in that figure (windows are binned beyond it). */
-export const MAX_POINTS_PER_SEQUENCE = 250;
+export const MAX_POINTS_PER_SEQUENCE = 200;
 
 /** Counts of a call column: viral, not viral, no call (null). */
 export interface CallCounts {

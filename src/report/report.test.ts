@@ -74,8 +74,8 @@ describe("one run", () => {
     const { html, data } = await buildReport([big]);
     expect(data[0].windows.total).toBeGreaterThan(30_000);
     expect(data[0].top.length).toBe(10);
-    for (const t of data[0].top) expect(t.points.length).toBeLessThanOrEqual(250);
-    expect(html.length).toBeLessThan(2_500_000);
+    for (const t of data[0].top) expect(t.points.length).toBeLessThanOrEqual(200);
+    expect(html.length).toBeLessThan(1_000_000);
     expectSelfContained(html);
   }, 120_000);
 
