@@ -133,7 +133,7 @@ function alongSpec(top: (TopSequence & { label: string })[]): Spec {
     for (const p of s.points)
       rows.push({ seq: s.label, start: p.start, end: p.end, pos: (p.start + p.end) / 2, score: p.score ?? 0, scored: p.score !== null, call: p.call, dot });
   }
-  const x = { type: "quantitative", title: null, axis: { labelFlush: true } };
+  const x = { type: "quantitative", title: null, scale: { nice: false, zero: true }, axis: { labelFlush: true } };
   const y = { field: "score", type: "quantitative", title: "score", scale: { domain: [0, 1] }, axis: { values: [0, 0.5, 1] } };
   const color = { field: "call", type: "nominal", title: "window call", scale: callScale(["virus", "others", "no frame"]) };
   return {
