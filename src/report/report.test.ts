@@ -79,6 +79,17 @@ describe("one run", () => {
     expectSelfContained(html);
   }, 120_000);
 
+  test("a run without records still gives a page (empty charts, no top sequences)", async () => {
+    const empty = join(root, "empty");
+    await writeSampleDir(empty, { records: 0, parts: 0 });
+    const { html, charts, data } = await buildReport([empty]);
+    expect(data[0].sequences.total).toBe(0);
+    expect(charts).toEqual(["chart-calls", "chart-frame-scores", "chart-window-scores"]);
+    expect(html).toContain("No sequence has a window with a kept frame.");
+    expect(html).toContain("no per-part telemetry");
+    expectSelfContained(html);
+  });
+
   test("writeReport writes DIR/report.html; with onError a failure is a message, not a throw", async () => {
     const p = await writeReport(join(root, "s2"));
     expect(p).toBe(join(root, "s2", "report.html"));
