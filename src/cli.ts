@@ -38,6 +38,7 @@ const predictOptions = (c: ReturnType<typeof cli.command>) =>
 
 predictOptions(cli.command("predict <...inputs>", "Identify viral reads (VirNucPro semantics)"))
   .option("--classifier <file>", "VirNucPro classifier .pth (default: 300_model.pth / 500_model.pth by chunk size)")
+  .option("--no-report", "Do not write DIR/report.html")
   .action(async (inputs: string[], opts) => (await import("./run/command.ts")).predictCommand(inputs, opts, "predict"));
 
 predictOptions(cli.command("embed <...inputs>", "Write features only (DNABERT-S + ESM-2 embeddings)"))
@@ -47,6 +48,11 @@ cli
   .command("merge <...dirs>", "Merge shard output directories (from --shard i/N) into one")
   .option("-o, --output <dir>", "Output directory (required)")
   .action(async (dirs: string[], opts) => (await import("./run/merge.ts")).mergeCommand(dirs, opts));
+
+cli
+  .command("report <...dirs>", "Rebuild DIR/report.html from a finished output directory, or one cohort page from several (-o FILE)")
+  .option("-o, --output <file>", "Where to write the page (default DIR/report.html; required for several DIRs)")
+  .action(async (dirs: string[], opts) => (await import("./report/report.ts")).reportCommand(dirs, opts));
 
 cli
   .command("frames <...inputs>", "Write VirNucPro's identified_nucleotide.fa and identified_protein.faa")

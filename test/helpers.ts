@@ -64,10 +64,10 @@ export const OUTPUT_FILES = [
   "sequences.parquet",
 ];
 
-/** Every output file except run.json (timings differ), as bytes. */
+/** Every output file except run.json and report.html (timings differ), as bytes. */
 export function outputsOf(dir: string): Record<string, Buffer> {
   const out: Record<string, Buffer> = {};
-  for (const f of readdirSync(dir)) if (f !== "run.json" && !f.startsWith(".")) out[f] = readFileSync(join(dir, f));
+  for (const f of readdirSync(dir)) if (f !== "run.json" && f !== "report.html" && !f.startsWith(".")) out[f] = readFileSync(join(dir, f));
   return out;
 }
 

@@ -15,6 +15,7 @@ import { assembleOutputs } from "./assemble.ts";
 import { runWorkers, type WorkerInit, type WorkerSlot } from "./workers.ts";
 import { Progress } from "./progress.ts";
 import { cudaDeviceCount } from "../engine/engine.ts";
+import pkg from "../../package.json" with { type: "json" };
 
 export interface PredictOptions {
   output?: string;
@@ -37,6 +38,7 @@ export interface PredictOptions {
   progress?: boolean;
   logJson?: string;
   threads?: string | number;
+  report?: boolean;
 }
 
 function positiveInt(v: unknown, flag: string): number {
@@ -218,6 +220,8 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     summary: summarize(telemetry, computeSeconds),
     telemetry,
     shard,
+    version: pkg.version,
+    warnings: progress.warnings,
   };
   await assembleOutputs(dir, [{ store, parts: expected }], {
     classify,
@@ -226,6 +230,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     totalParts: summary.totalParts,
     runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),
   });
+  if (command === "predict" && !shard && opts.report !== false) await (await import("../report/report.ts")).writeReport(dir, { onError: warn });
 }
 
 /** Per-stage totals for run.json: tokens, throughput, packing efficiency, host/device waits. */

@@ -14,6 +14,8 @@ export class Progress {
   private tokens = 0;
   private lastLine = 0;
   private drawn = false;
+  /** every warning printed, in order (recorded in run.json) */
+  readonly warnings: string[] = [];
 
   constructor(private readonly opts: { enabled: boolean; logJson?: string; expectedReads?: number }) {
     if (opts.logJson) writeFileSync(opts.logJson, "");
@@ -57,6 +59,7 @@ export class Progress {
   }
 
   warn(msg: string) {
+    this.warnings.push(msg);
     this.clear();
     console.error(`virnuc: warning: ${msg}`);
   }
