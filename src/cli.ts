@@ -49,6 +49,12 @@ cli
   .action(async (dirs: string[], opts) => (await import("./run/merge.ts")).mergeCommand(dirs, opts));
 
 cli
+  .command("cohort [...dirs]", "One table over many samples' runs: sequences/predictions.parquet with a sample column, cohort_summary.tsv")
+  .option("--sample <name=dir>", "A sample's run directory, named (repeat; plain DIR arguments are named by their last component)")
+  .option("-o, --output <dir>", "Output directory (required)")
+  .action(async (dirs: string[], opts) => (await import("./cohort/command.ts")).cohortCommand(dirs, opts));
+
+cli
   .command("frames <...inputs>", "Write VirNucPro's identified_nucleotide.fa and identified_protein.faa")
   .option("-o, --output <dir>", "Output directory (required)")
   .option("--chunk-size <n>", "Window size in bp", { default: 500 })
