@@ -25,6 +25,8 @@ export interface FastaRecord {
 
 export interface ReadOptions {
   onWarning?: (msg: string) => void;
+  /** told the size of every read from a plain file (I/O accounting, tests) */
+  onRead?: (bytes: number) => void;
   /** begin at a known record start of a plain file (sharding) */
   start?: {
     fileIndex: number;
@@ -59,7 +61,7 @@ function isGzip(path: string): boolean {
   }
 }
 
-async function* plainChunks(path: string, from: number): AsyncGenerator<Uint8Array> {
+async function* plainChunks(path: string, from: number, onRead?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
   const fd = openSync(path, "r");
   try {
     let pos = from;
@@ -67,6 +69,7 @@ async function* plainChunks(path: string, from: number): AsyncGenerator<Uint8Arr
     const buf = new Uint8Array(CHUNK);
     for (;;) {
       const n = readSync(fd, buf, 0, CHUNK, pos);
+      onRead?.(n);
       if (n <= 0) return;
       pos += n;
       yield n === CHUNK ? buf : buf.subarray(0, n);
@@ -213,7 +216,7 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
     const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
     if (resume && resume.offset !== 0) checkStart(path, gz, resume.offset, st.size);
     const from = resume ? resume.offset : 0;
-    const chunks = gz ? gzipChunks(path) : plainChunks(path, from);
+    const chunks = gz ? gzipChunks(path) : plainChunks(path, from, opts.onRead);
 
     let line = resume?.line ?? 1;
     let pos = from; // byte offset of chunk start (plain files)
