@@ -110,7 +110,7 @@ export async function cohortCommand(dirs: string[], opts: { output?: string; sam
 
   const counts = new Map<string, SampleCounts>(samples.map((s) => [s.name, { reads: 0, viralSequences: 0, viralWindows: 0 }]));
   for (const table of COHORT_TABLES) {
-    const opened = [];
+    const opened: { sample: CohortSample; table: Awaited<ReturnType<typeof openTable>> }[] = [];
     for (const s of samples) opened.push({ sample: s, table: await openTable(join(s.dir, `${table}.parquet`)) });
     const base = opened[0].table.schema;
     for (const o of opened.slice(1))

@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
 import { readFasta, type FastaRecord } from "./reader.ts";
-import { INDEX_SUFFIX, buildIndex, formatIndex, indexPaths, loadOrBuildIndex, parseIndex, readRecordRange } from "./index.ts";
+import { INDEX_SUFFIX, buildIndex, indexCommand, formatIndex, indexPaths, loadOrBuildIndex, parseIndex, readRecordRange } from "./index.ts";
 import { readParts, type SourceSummary } from "../run/source.ts";
 import { hashRecords } from "../run/part.ts";
 
@@ -86,6 +86,48 @@ describe("record-offset index", () => {
     expect(r.at).toBe(indexPaths(f, fallback).fallback);
     expect(existsSync(r.at)).toBe(true);
     expect((await loadOrBuildIndex(f, fallback, { onWarning: () => {} })).built).toBe(false);
+  });
+
+  test("virnuc index builds ahead; a shard finds the index in $VIRNUC_INDEX_DIR and only seeks", async () => {
+    const dir = join(root, "ahead");
+    mkdirSync(dir);
+    const f = join(dir, "reads.fa");
+    irregularFasta(f, 300, 6);
+    mkdirSync(join(f + INDEX_SUFFIX, "x"), { recursive: true }); // not writable beside the input
+    const shared = join(root, "shared-index");
+    const log = console.log;
+    const printed: string[] = [];
+    console.log = (m: string) => printed.push(m);
+    try {
+      await indexCommand([f], { output: shared });
+      await indexCommand([f], { output: shared });
+    } finally {
+      console.log = log;
+    }
+    expect(printed[0]).toMatch(/\tindexed\t.*shared-index/);
+    expect(printed[1]).toMatch(/\tup to date\t/);
+    const kept = indexPaths(f, shared).fallback;
+    const stamp = statSync(kept);
+    const before = process.env.VIRNUC_INDEX_DIR;
+    process.env.VIRNUC_INDEX_DIR = shared;
+    try {
+      let bytes = 0;
+      const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
+      const parts: number[] = [];
+      for await (const p of readParts({ inputs: [f], windowReads: 20, shard: { index: 0, count: 3 }, done: new Map(), indexDir: join(root, "ahead-run"), onRead: (n) => (bytes += n), onWarning: () => {} }, summary))
+        parts.push(p.index);
+      expect(parts.length).toBeGreaterThan(2);
+      expect(parts.every((k) => k % 3 === 0)).toBe(true);
+      // The shared index was used, not rebuilt (a rebuild replaces the file).
+      expect(statSync(kept).ino).toBe(stamp.ino);
+      expect(statSync(kept).mtimeMs).toBe(stamp.mtimeMs);
+      expect(existsSync(join(root, "ahead-run"))).toBe(false);
+      expect(summary.totalRecords).toBe((await all([f])).length);
+    } finally {
+      if (before === undefined) delete process.env.VIRNUC_INDEX_DIR;
+      else process.env.VIRNUC_INDEX_DIR = before;
+    }
+    await expect(indexCommand([join(dir, "nope.fa")], {})).rejects.toThrow(/no such file/);
   });
 
   test("a damaged or foreign index is not used", () => {

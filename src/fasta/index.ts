@@ -7,7 +7,9 @@
  * samtools' .fai cannot say this: it needs equal line lengths within a record, one line per
  * record (gigabytes for short reads), and knows nothing of records the reader skips.
  *
- *   FILE.virnuc-idx (beside the input when its directory is writable, else in the run directory)
+ *   FILE.virnuc-idx beside the input when its directory is writable, else NAME.HASH.virnuc-idx in
+ *   $VIRNUC_INDEX_DIR or the run directory's .virnuc/index (`virnuc index FILE -o DIR` builds
+ *   them ahead, e.g. once per sample before its shard jobs start)
  *   #virnuc-index 1<TAB>bytes=B<TAB>mtime_ms=T<TAB>stride=S<TAB>records=N
  *   record<TAB>offset<TAB>line          (one line every S records, record 0 first)
  *
@@ -20,6 +22,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import { readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
 import { writeFileAtomic } from "../output/atomic.ts";
+import { UserError } from "../util/errors.ts";
 
 export const INDEX_SUFFIX = ".virnuc-idx";
 export const STRIDE = 1000;
@@ -104,17 +107,18 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
 }
 
 /**
- * The index of a plain file: read from beside it or from `fallbackDir`, else built and kept
- * beside it (or in `fallbackDir` when its directory is not writable).
+ * The index of a plain file: read from beside it or from one of `fallbackDirs`, else built and
+ * kept beside it (or in the first fallback directory that can be written when its own cannot).
  */
 export async function loadOrBuildIndex(
   path: string,
-  fallbackDir: string,
+  fallbackDirs: string | string[],
   opts: { stride?: number; onWarning?: (m: string) => void; onRead?: ReadOptions["onRead"] } = {},
 ): Promise<{ index: FileIndex; built: boolean; at: string }> {
   const st = statSync(path);
-  const where = indexPaths(path, fallbackDir);
-  for (const p of [where.beside, where.fallback]) {
+  const dirs = Array.isArray(fallbackDirs) ? fallbackDirs : [fallbackDirs];
+  const places = [resolve(path) + INDEX_SUFFIX, ...dirs.map((d) => indexPaths(path, d).fallback)];
+  for (const p of places) {
     let text: string;
     try {
       text = readFileSync(p, "latin1");
@@ -126,7 +130,7 @@ export async function loadOrBuildIndex(
   }
   const index = await buildIndex(path, opts);
   const text = formatIndex(index);
-  for (const at of [where.beside, where.fallback]) {
+  for (const at of places) {
     try {
       mkdirSync(dirname(at), { recursive: true });
       writeFileAtomic(at, text);
@@ -179,5 +183,36 @@ export async function* readRecordRange(
     }
     yield rec;
     if (--left === 0) return;
+  }
+}
+
+/** Directories a run looks in for indexes besides the inputs' own: $VIRNUC_INDEX_DIR, then the run's. */
+export function indexDirs(runIndexDir: string): string[] {
+  const env = process.env.VIRNUC_INDEX_DIR;
+  return env ? [resolve(env), runIndexDir] : [runIndexDir];
+}
+
+/**
+ * `virnuc index FILE... [-o DIR]`: builds (or checks) the record index of each plain input, so
+ * that `--shard` runs started later only seek. Kept beside the input, else in DIR.
+ */
+export async function indexCommand(inputs: string[], opts: { output?: string }): Promise<void> {
+  if (!inputs?.length) throw new UserError("index: give the FASTA files to index");
+  const dir = resolve(opts.output ?? ".");
+  for (const path of inputs) {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      throw new UserError(`cannot read input ${path}: no such file`);
+    }
+    if (st.isDirectory()) throw new UserError(`input ${path} is a directory, expected a FASTA file`);
+    if (!isPlainFile(path)) {
+      console.log(`${path}\tcompressed: not indexed (a shard reads it whole)`);
+      continue;
+    }
+    const r = await loadOrBuildIndex(path, dir);
+    if (!r.at) throw new UserError(`index: cannot write the index of ${path} beside it or in ${dir}: give a writable -o DIR`);
+    console.log(`${path}\t${r.index.records} records\t${r.built ? "indexed" : "up to date"}\t${r.at}`);
   }
 }

@@ -4,7 +4,7 @@
  * a shard reads about its share of a plain file rather than all of it. Compressed input cannot
  * be seeked: the caller reads it through (and is told so once).
  */
-import { isPlainFile, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
+import { indexDirs, isPlainFile, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
 import type { FastaRecord } from "../fasta/reader.ts";
 import { hashRecords } from "./part.ts";
 import type { PartInput } from "./loop.ts";
@@ -13,6 +13,7 @@ import { UserError } from "../util/errors.ts";
 
 /** The inputs' indexes (loaded, or built once and kept); null when an input is compressed. */
 export async function shardIndexes(opts: SourceOptions, indexDir: string): Promise<FileIndex[] | null> {
+  const dirs = indexDirs(indexDir);
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
   const indexes: FileIndex[] = [];
   for (const path of opts.inputs) {
@@ -20,7 +21,7 @@ export async function shardIndexes(opts: SourceOptions, indexDir: string): Promi
       warn(`${path} is gzip-compressed and cannot be seeked: this shard reads the whole input (plain files are read only in part)`);
       return null;
     }
-    indexes.push((await loadOrBuildIndex(path, indexDir, { onWarning: warn, onRead: opts.onRead })).index);
+    indexes.push((await loadOrBuildIndex(path, dirs, { onWarning: warn, onRead: opts.onRead })).index);
   }
   return indexes;
 }
