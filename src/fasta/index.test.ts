@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
 import { readFasta, type FastaRecord } from "./reader.ts";
+import { bgzfCompress } from "./bgzf.ts";
 import { INDEX_SUFFIX, buildIndex, indexCommand, formatIndex, indexPaths, loadOrBuildIndex, parseIndex, readRecordRange } from "./index.ts";
 import { readParts, type SourceSummary } from "../run/source.ts";
 import { hashRecords } from "../run/part.ts";
@@ -54,6 +55,26 @@ describe("record-offset index", () => {
       const got: FastaRecord[] = [];
       for await (const r of readRecordRange([a, b], ixs, first, count, { onWarning: () => {} })) got.push({ ...r, seq: r.seq.slice() });
       expect(got.map(same)).toEqual(full.slice(first, first + count).map(same));
+    }
+  });
+
+  test("BGZF: any record range read through the index equals the same records of a full read", async () => {
+    const a = join(root, "a.fa");
+    const b = join(root, "b.fa");
+    const az = join(root, "a.fa.gz");
+    const bz = join(root, "b.fa.gz");
+    // Small blocks: headers and sequences straddle block ends.
+    writeFileSync(az, bgzfCompress(readFileSync(a), 3000));
+    writeFileSync(bz, bgzfCompress(readFileSync(b), 2000));
+    const full = await all([a, b]);
+    const ixs = [await buildIndex(az, { stride: 7, onWarning: () => {} }), await buildIndex(bz, { stride: 7, onWarning: () => {} })];
+    expect(ixs.map((x) => x.format)).toEqual(["bgzf", "bgzf"]);
+    expect(parseIndex(formatIndex(ixs[0]), az, statSync(az))).toEqual(ixs[0]);
+    const noOffset = (r: FastaRecord) => ({ ...same(r), offset: 0, file: "" });
+    for (const [first, count] of [[0, 5], [6, 9], [7, 7], [100, 200], [ixs[0].records - 3, 10], [full.length - 1, 5], [0, full.length]]) {
+      const got: FastaRecord[] = [];
+      for await (const r of readRecordRange([az, bz], ixs, first, count, { onWarning: () => {} })) got.push({ ...r, seq: r.seq.slice() });
+      expect(got.map(noOffset)).toEqual(full.slice(first, first + count).map(noOffset));
     }
   });
 
@@ -132,7 +153,7 @@ describe("record-offset index", () => {
 
   test("a damaged or foreign index is not used", () => {
     const now = { size: 1000, mtimeMs: 5 };
-    const good = formatIndex({ path: "x", bytes: 1000, mtimeMs: 5, stride: 10, records: 15, entries: [{ record: 0, offset: 0, line: 1 }, { record: 10, offset: 500, line: 21 }] });
+    const good = formatIndex({ path: "x", format: "plain", bytes: 1000, mtimeMs: 5, stride: 10, records: 15, entries: [{ record: 0, offset: 0, line: 1 }, { record: 10, offset: 500, line: 21 }] });
     expect(parseIndex(good, "x", now)?.entries.length).toBe(2);
     expect(parseIndex(good, "x", { size: 1001, mtimeMs: 5 })).toBeNull();
     expect(parseIndex(good, "x", { size: 1000, mtimeMs: 6 })).toBeNull();
@@ -190,7 +211,20 @@ describe("a shard reads only its share", () => {
     expect(seek.summary).toEqual(through.summary);
     expect(seek.summary.totalParts).toBe(8);
     expect(seek.summary.totalRecords).toBe(n);
-  }, 60_000);
+
+    // The same file as BGZF: the shard reads about a quarter of the compressed bytes.
+    const gz = join(root, "big.fa.gz");
+    writeFileSync(gz, bgzfCompress(readFileSync(f)));
+    const zsize = Bun.file(gz).size;
+    await shardParts([gz], { index: 0, count: 4 }, indexDir, W); // builds its index
+    const zseek = await shardParts([gz], { index: 1, count: 4 }, indexDir, W);
+    expect(zseek.parts).toEqual(through.parts);
+    expect(zseek.summary).toEqual(through.summary);
+    expect(zseek.warnings).toEqual([]);
+    // Parts 1 and 5, plus at most one 256 KiB read and one block past each part's end.
+    expect(zseek.bytes / zsize).toBeGreaterThan(0.24);
+    expect(zseek.bytes).toBeLessThanOrEqual(zsize / 4 + 2 * (256 + 64) * 1024);
+  }, 90_000);
 
   test("gzip input cannot be seeked: said once, read through, same parts", async () => {
     const f = join(root, "small.fa");

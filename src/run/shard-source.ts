@@ -1,10 +1,10 @@
 /**
  * The parts of one `--shard i/N` read straight from the input: each part of the shard is read by
  * seeking to its first record through the input's record-offset index (src/fasta/index.ts), so
- * a shard reads about its share of a plain file rather than all of it. Compressed input cannot
+ * a shard reads about its share of a plain or BGZF file rather than all of it. Plain gzip cannot
  * be seeked: the caller reads it through (and is told so once).
  */
-import { indexDirs, isPlainFile, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
+import { indexDirs, indexFormat, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
 import type { FastaRecord } from "../fasta/reader.ts";
 import { hashRecords } from "./part.ts";
 import type { PartInput } from "./loop.ts";
@@ -17,8 +17,8 @@ export async function shardIndexes(opts: SourceOptions, indexDir: string): Promi
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
   const indexes: FileIndex[] = [];
   for (const path of opts.inputs) {
-    if (!isPlainFile(path)) {
-      warn(`${path} is gzip-compressed and cannot be seeked: this shard reads the whole input (plain files are read only in part)`);
+    if (!indexFormat(path)) {
+      warn(`${path} is gzip-compressed and cannot be seeked: this shard reads the whole input (plain and bgzip files are read only in part)`);
       return null;
     }
     indexes.push((await loadOrBuildIndex(path, dirs, { onWarning: warn, onRead: opts.onRead })).index);
