@@ -65,7 +65,7 @@ describe("virnuc cohort", () => {
     const cb = expectCounts(b.run.sequences);
     expect(ca[1]).toBeGreaterThan(0);
     expect(summary).toBe(`sample\treads\tviral_sequences\tviral_windows\ns2\t${cb.join("\t")}\ns1\t${ca.join("\t")}\n`);
-  });
+  }, 30_000);
 
   test("plain directories are named by their last component", () => {
     expect(parseSamples(["/x/y/S1", "rel/S2/"], undefined)).toEqual([
@@ -86,5 +86,5 @@ describe("virnuc cohort", () => {
     writeFileSync(join(empty, "predictions.parquet"), "not parquet");
     await expect(cohortCommand([], { output: join(root, "c3"), sample: `e=${empty}` })).rejects.toThrow(/not a readable Parquet file/);
     await expect(cohortCommand([], { sample: `e=${empty}` })).rejects.toThrow(/-o DIR is required/);
-  });
+  }, 30_000);
 });

@@ -56,7 +56,7 @@ describe("record-offset index", () => {
       for await (const r of readRecordRange([a, b], ixs, first, count, { onWarning: () => {} })) got.push({ ...r, seq: r.seq.slice() });
       expect(got.map(same)).toEqual(full.slice(first, first + count).map(same));
     }
-  });
+  }, 30_000);
 
   test("BGZF: any record range read through the index equals the same records of a full read", async () => {
     const a = join(root, "a.fa");
@@ -76,7 +76,7 @@ describe("record-offset index", () => {
       for await (const r of readRecordRange([az, bz], ixs, first, count, { onWarning: () => {} })) got.push({ ...r, seq: r.seq.slice() });
       expect(got.map(noOffset)).toEqual(full.slice(first, first + count).map(noOffset));
     }
-  });
+  }, 30_000);
 
   test("kept beside the input, reused, rebuilt when the input changes", async () => {
     const f = join(root, "keep.fa");
@@ -93,7 +93,7 @@ describe("record-offset index", () => {
     const changed = await loadOrBuildIndex(f, fallback, { onWarning: () => {} });
     expect(changed.built).toBe(true);
     expect(changed.index.records).toBe(first.index.records + 1);
-  });
+  }, 30_000);
 
   test("kept in the run directory when it cannot be written beside the input", async () => {
     const dir = join(root, "ro");
@@ -107,7 +107,7 @@ describe("record-offset index", () => {
     expect(r.at).toBe(indexPaths(f, fallback).fallback);
     expect(existsSync(r.at)).toBe(true);
     expect((await loadOrBuildIndex(f, fallback, { onWarning: () => {} })).built).toBe(false);
-  });
+  }, 30_000);
 
   test("virnuc index builds ahead; a shard finds the index in $VIRNUC_INDEX_DIR and only seeks", async () => {
     const dir = join(root, "ahead");
@@ -149,7 +149,7 @@ describe("record-offset index", () => {
       else process.env.VIRNUC_INDEX_DIR = before;
     }
     await expect(indexCommand([join(dir, "nope.fa")], {})).rejects.toThrow(/no such file/);
-  });
+  }, 30_000);
 
   test("a damaged or foreign index is not used", () => {
     const now = { size: 1000, mtimeMs: 5 };
@@ -237,5 +237,5 @@ describe("a shard reads only its share", () => {
     expect(z.parts).toEqual(plain.parts);
     expect(z.summary).toEqual(plain.summary);
     expect(existsSync(gz + INDEX_SUFFIX)).toBe(false);
-  });
+  }, 30_000);
 });
