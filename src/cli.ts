@@ -55,6 +55,17 @@ cli
   .action(async (dirs: string[], opts) => (await import("./report/report.ts")).reportCommand(dirs, opts));
 
 cli
+  .command("cohort [...dirs]", "One table over many samples' runs: sequences/predictions.parquet with a sample column, cohort_summary.tsv")
+  .option("--sample <name=dir>", "A sample's run directory, named (repeat; plain DIR arguments are named by their last component)")
+  .option("-o, --output <dir>", "Output directory (required)")
+  .action(async (dirs: string[], opts) => (await import("./cohort/command.ts")).cohortCommand(dirs, opts));
+
+cli
+  .command("index <...inputs>", "Record index of plain or bgzip FASTA files, so that --shard runs read only their parts")
+  .option("-o, --output <dir>", "Where to keep an index that cannot be written beside its input (default: .)")
+  .action(async (inputs: string[], opts) => (await import("./fasta/index.ts")).indexCommand(inputs, opts));
+
+cli
   .command("frames <...inputs>", "Write VirNucPro's identified_nucleotide.fa and identified_protein.faa")
   .option("-o, --output <dir>", "Output directory (required)")
   .option("--chunk-size <n>", "Window size in bp", { default: 500 })

@@ -25,6 +25,13 @@ export interface FastaRecord {
 
 export interface ReadOptions {
   onWarning?: (msg: string) => void;
+  /** told the size of every read from a plain file (I/O accounting, tests) */
+  onRead?: (bytes: number) => void;
+  /**
+   * A file's text from a given offset of it, for input the reader cannot seek itself (BGZF):
+   * when it returns a function, offsets (records, start) are offsets in that text.
+   */
+  decoder?: (path: string) => ((from: number) => AsyncIterable<Uint8Array>) | null;
   /** begin at a known record start of a plain file (sharding) */
   start?: {
     fileIndex: number;
@@ -59,7 +66,7 @@ function isGzip(path: string): boolean {
   }
 }
 
-async function* plainChunks(path: string, from: number): AsyncGenerator<Uint8Array> {
+async function* plainChunks(path: string, from: number, onRead?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
   const fd = openSync(path, "r");
   try {
     let pos = from;
@@ -67,6 +74,7 @@ async function* plainChunks(path: string, from: number): AsyncGenerator<Uint8Arr
     const buf = new Uint8Array(CHUNK);
     for (;;) {
       const n = readSync(fd, buf, 0, CHUNK, pos);
+      onRead?.(n);
       if (n <= 0) return;
       pos += n;
       yield n === CHUNK ? buf : buf.subarray(0, n);
@@ -209,11 +217,12 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
       throw new UserError(`cannot read input ${path}: no such file`);
     }
     if (st.isDirectory()) throw new UserError(`input ${path} is a directory, expected a FASTA file`);
-    const gz = st.size >= 2 && isGzip(path);
+    const decoded = opts.decoder?.(path) ?? null;
+    const gz = !decoded && st.size >= 2 && isGzip(path);
     const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
-    if (resume && resume.offset !== 0) checkStart(path, gz, resume.offset, st.size);
+    if (resume && resume.offset !== 0 && !decoded) checkStart(path, gz, resume.offset, st.size);
     const from = resume ? resume.offset : 0;
-    const chunks = gz ? gzipChunks(path) : plainChunks(path, from);
+    const chunks = decoded ? decoded(from) : gz ? gzipChunks(path) : plainChunks(path, from, opts.onRead);
 
     let line = resume?.line ?? 1;
     let pos = from; // byte offset of chunk start (plain files)

@@ -3,7 +3,7 @@
  * to one subprocess per GPU / CPU worker) -> assembled outputs.
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { UserError } from "../util/errors.ts";
 import { chooseDevice, loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
@@ -153,7 +153,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     }
   }
   const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
-  const parts = readParts({ inputs, windowReads, shard, done, onWarning: warn }, summary);
+  const parts = readParts({ inputs, windowReads, shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") }, summary);
   const telemetry: PartTelemetry[] = [];
   for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);
   progress.start(done.size);

@@ -7,6 +7,7 @@ import { hashRecords } from "./part.ts";
 import type { PartInput } from "./loop.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
+import { indexedShardParts, shardIndexes } from "./shard-source.ts";
 
 export interface SourceSummary {
   /** parts in the whole input (known once the input has been read to the end) */
@@ -22,6 +23,10 @@ export interface SourceOptions {
   /** parts already finished (resume): validated entries by part index */
   done: Map<number, PartEntry>;
   onWarning?: (msg: string) => void;
+  /** a shard seeks to its parts through the inputs' record index, kept here when not beside the input */
+  indexDir?: string;
+  /** told the size of every read from a plain input (I/O accounting) */
+  onRead?: (bytes: number) => void;
 }
 
 /** True when part k belongs to this shard. */
@@ -34,6 +39,8 @@ export function inShard(k: number, shard?: { index: number; count: number }): bo
  * A finished part whose input hash no longer matches means the input changed: refuse.
  */
 export async function* readParts(opts: SourceOptions, summary: SourceSummary): AsyncGenerator<PartInput> {
+  const indexes = opts.shard && opts.indexDir ? await shardIndexes(opts, opts.indexDir) : null;
+  if (indexes) return yield* indexedShardParts(opts, summary, indexes);
   let records: FastaRecord[] = [];
   let k = 0;
   let total = 0;
@@ -54,7 +61,7 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
     }
     yield part;
   };
-  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning })) {
+  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead })) {
     // The reader may reuse its buffers: a part keeps its own copy of each sequence.
     records.push({ ...rec, seq: rec.seq.slice() });
     total++;
