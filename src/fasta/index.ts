@@ -114,6 +114,9 @@ export function parseIndex(text: string, path: string, now: { size: number; mtim
   return ix;
 }
 
+/** An input the reader cannot start inside of: it is read whole. */
+export class NotIndexable extends Error {}
+
 /** Builds the index of a plain or BGZF file with one pass of the reader. */
 export async function buildIndex(path: string, opts: { stride?: number; onWarning?: (m: string) => void; onRead?: ReadOptions["onRead"] } = {}): Promise<FileIndex> {
   const stride = opts.stride ?? STRIDE;
@@ -135,6 +138,8 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
   for await (const rec of readFasta([path], { onWarning: opts.onWarning, onRead: opts.onRead, decoder })) {
     // Headers come in increasing offsets: blocks ending before this one are done with.
     while (head < blocks.length && blocks[head].end <= rec.offset) head++;
+    // A reader that gives no offset for this input cannot start inside it.
+    if (rec.offset < 0) throw new NotIndexable(`${path}: the reader gives no record offsets for this input`);
     if (records % stride === 0) {
       const e: IndexEntry = { record: records, offset: rec.offset, line: rec.line };
       if (format === "bgzf") e.block = { coffset: blocks[head].coffset, uoffset: blocks[head].uoffset };
@@ -269,7 +274,14 @@ export async function indexCommand(inputs: string[], opts: { output?: string }):
       console.log(`${path}\tgzip (not BGZF): not indexed (a shard reads it whole; bgzip makes it seekable)`);
       continue;
     }
-    const r = await loadOrBuildIndex(path, dir);
+    let r;
+    try {
+      r = await loadOrBuildIndex(path, dir);
+    } catch (err) {
+      if (!(err instanceof NotIndexable)) throw err;
+      console.log(`${path}\tnot indexed (${err.message}; a shard reads it whole)`);
+      continue;
+    }
     if (!r.at) throw new UserError(`index: cannot write the index of ${path} beside it or in ${dir}: give a writable -o DIR`);
     console.log(`${path}\t${r.index.records} records\t${r.built ? "indexed" : "up to date"}\t${r.at}`);
   }

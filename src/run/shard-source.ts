@@ -4,7 +4,7 @@
  * a shard reads about its share of a plain or BGZF file rather than all of it. Plain gzip cannot
  * be seeked: the caller reads it through (and is told so once).
  */
-import { indexDirs, indexFormat, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
+import { NotIndexable, indexDirs, indexFormat, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
 import type { FastaRecord } from "../fasta/reader.ts";
 import { hashRecords } from "./part.ts";
 import type { PartInput } from "./loop.ts";
@@ -21,7 +21,13 @@ export async function shardIndexes(opts: SourceOptions, indexDir: string): Promi
       warn(`${path} is gzip-compressed and cannot be seeked: this shard reads the whole input (plain and bgzip files are read only in part)`);
       return null;
     }
-    indexes.push((await loadOrBuildIndex(path, dirs, { onWarning: warn, onRead: opts.onRead })).index);
+    try {
+      indexes.push((await loadOrBuildIndex(path, dirs, { onWarning: warn, onRead: opts.onRead })).index);
+    } catch (err) {
+      if (!(err instanceof NotIndexable)) throw err;
+      warn(`${err.message}: this shard reads the whole input`);
+      return null;
+    }
   }
   return indexes;
 }
