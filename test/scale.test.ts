@@ -10,7 +10,8 @@ import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, tempDir, tinyM
 
 let reads: string;
 let baseline: Record<string, Buffer>;
-const common = () => ["--chunk-size", "300", "--window-reads", "40", "--no-progress", ...modelArgs()];
+// --no-report: these tests are about parts, resume and shards; the report is tested in src/report.
+const common = () => ["--chunk-size", "300", "--window-reads", "40", "--no-progress", "--no-report", ...modelArgs()];
 
 beforeAll(() => {
   tinyModels();
