@@ -15,7 +15,8 @@ afterAll(removeTempDirs);
 
 let reads: string;
 let baseline: Record<string, Buffer>;
-const common = () => ["--chunk-size", "300", "--window-reads", "40", "--no-progress", ...modelArgs()];
+// --no-report: these tests are about parts, resume and shards; the report is tested in src/report.
+const common = () => ["--chunk-size", "300", "--window-reads", "40", "--no-progress", "--no-report", ...modelArgs()];
 
 beforeAll(() => {
   tinyModels();
