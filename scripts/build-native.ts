@@ -48,10 +48,16 @@ function main(): void {
   // Copy then rename: a process that has the old library loaded keeps its (unlinked) file.
   // One build must run on any CPU of the architecture: no AVX/AVX-512 outside the kernel units
   // that are entered only after checking the CPU (scripts/check-isa.ts; skipped without objdump).
+  // CXXFLAGS with target flags (-march=..., -mavx2) make the whole library target that CPU: the
+  // builder's choice, so then only a warning.
   if (process.arch === "x64" && Bun.which("objdump")) {
     const r = checkLibrary(built);
-    if (r.violations.length > 0)
-      die(`${r.violations.length} AVX/AVX-512 instructions outside the CPU kernel units (first in ${r.violations[0].fn}); see bun scripts/check-isa.ts ${built}`);
+    if (r.violations.length > 0) {
+      const msg = `${r.violations.length} AVX/AVX-512 instructions outside the CPU kernel units (first in ${r.violations[0].fn}); see bun scripts/check-isa.ts ${built}`;
+      if (/(^|\s)-m(arch|avx|fma)/.test(process.env.CXXFLAGS ?? ""))
+        console.error(`libvirnuc: warning: ${msg}: CXXFLAGS targets a CPU, so this library may not run on older ones`);
+      else die(msg);
+    }
   }
   const tmp = `${target}.tmp-${process.pid}`;
   copyFileSync(built, tmp);
