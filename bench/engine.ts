@@ -152,12 +152,14 @@ export async function engineBench(args: string[]) {
         runner.submit(seqs, (i) => `seq ${i}`).finish(); // warm-up: allocation, algorithm choice
         const times: number[] = [];
         let eff = 0;
+        let capacity = 0;
         for (let r = 0; r < repeats; r++) {
           const t0 = performance.now();
           const p = runner.submit(seqs, (i) => `seq ${i}`);
           p.finish();
           times.push((performance.now() - t0) / 1000);
           eff = p.stats.efficiency;
+          capacity = p.stats.capacity;
         }
         runner.close();
         const t = median(times);
@@ -176,6 +178,7 @@ export async function engineBench(args: string[]) {
           seqs_per_s: seqs.length / t,
           tflops: flops / t / 1e12,
           packing_efficiency: eff,
+          batch_capacity: capacity,
         };
         ours.push(row);
         console.error(`bench: ${name} ${prec} L=${L} budget=${budget}: ${(row.tokens_per_s / 1e3).toFixed(1)} k tokens/s, ${row.tflops.toFixed(0)} TFLOP/s, packing ${(eff * 100).toFixed(1)}%`);

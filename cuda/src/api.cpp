@@ -94,6 +94,7 @@ VN_API vn_status vn_engine_create(int32_t backend, int32_t device, int32_t n_thr
     if (backend == VN_BACKEND_CPU) {
       if (n_threads < 0) return vn::fail(VN_ERR_INVALID, "thread count must be >= 0 (0 = all cores)");
       impl = vn::create_cpu_engine(n_threads);
+      if (!impl) return VN_ERR_UNSUPPORTED;  // the backend set the message (VIRNUC_CPU_ISA)
     } else if (backend == VN_BACKEND_CUDA) {
 #ifdef VN_WITH_CUDA
       if (device < 0) return vn::fail(VN_ERR_INVALID, "CUDA device index must be >= 0");

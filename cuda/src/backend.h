@@ -84,6 +84,7 @@ class Engine {
   virtual int64_t suggest_token_budget(Model* model) = 0;
 };
 
+// nullptr, with the error set, when VIRNUC_CPU_ISA names kernels this CPU cannot run.
 Engine* create_cpu_engine(int32_t n_threads);
 #ifdef VN_WITH_CUDA
 Engine* create_cuda_engine(int32_t device);  // nullptr + error set when no device

@@ -1,5 +1,7 @@
-// Native checks of the CPU GEMM: against a double-precision loop on awkward shapes (edge rows,
-// edge panels, several K blocks, epilogues), and bit-identical rows whatever M and thread count.
+// Native checks of the CPU GEMM on every kernel path this CPU supports (AVX-512, AVX2+FMA,
+// portable): against a double-precision loop on awkward shapes (edge rows, edge panels, several
+// K blocks, epilogues), bit-identical rows whatever M and thread count, and the paths against
+// each other (the FMA paths bit for bit, the portable one within the CPU tolerance).
 // Build and run: cmake --build build/native --target cpu_gemm_test && build/native/cpu_gemm_test
 #include <cmath>
 #include <cstdio>
@@ -7,16 +9,16 @@
 #include <random>
 #include <vector>
 
-#include "cpu/activations.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 
 using namespace vn::cpu;
 
 static int failures = 0;
 
-static void check(bool ok, const char* what, int m, int n, int k) {
+static void check(bool ok, const char* isa, const char* what, int m, int n, int k) {
   if (!ok) {
-    std::printf("FAIL %s (m=%d n=%d k=%d)\n", what, m, n, k);
+    std::printf("FAIL [%s] %s (m=%d n=%d k=%d)\n", isa, what, m, n, k);
     ++failures;
   }
 }
@@ -24,28 +26,33 @@ static void check(bool ok, const char* what, int m, int n, int k) {
 static double gelu_ref(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
 
 // The vector erf against double erf over [-6, 6] (every 2^-14).
-static void check_erf() {
+static void check_erf(const Kernels& kern) {
+  std::vector<float> x, y;
+  for (int i = -6 * 16384; i <= 6 * 16384; ++i) x.push_back(float(i) / 16384.0f);
+  y.resize(x.size());
+  kern.erf(x.data(), y.data(), static_cast<int64_t>(x.size()));
   double worst = 0, worst_x = 0;
-  for (int i = -6 * 16384; i <= 6 * 16384; i += kVW) {
-    alignas(64) float x[kVW], y[kVW];
-    for (int l = 0; l < kVW; ++l) x[l] = float(i + l) / 16384.0f;
-    vstore(y, verf(vload(x)));
-    for (int l = 0; l < kVW; ++l) {
-      const double e = std::fabs(double(y[l]) - std::erf(double(x[l])));
-      if (e > worst) worst = e, worst_x = x[l];
-    }
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double e = std::fabs(double(y[i]) - std::erf(double(x[i])));
+    if (e > worst) worst = e, worst_x = x[i];
   }
-  std::printf("erf: max abs error %.3g at %g\n", worst, worst_x);
-  check(worst < 5e-7, "vector erf within 5e-7", 0, 0, 0);
+  std::printf("[%s] erf: max abs error %.3g at %g\n", kern.name, worst, worst_x);
+  check(worst < 5e-7, kern.name, "vector erf within 5e-7", 0, 0, 0);
 }
 
-int main() {
-  check_erf();
+struct Case {
+  int M, N, K, mode;
+  std::vector<float> out;
+};
+
+static std::vector<Case> run_path(const Kernels& kern) {
+  check_erf(kern);
   std::mt19937 gen(42);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   ThreadPool pool2(2), pool1(1);
-  const int shapes[][3] = {{1, 1, 1},   {7, 33, 5},    {9, 32, 256}, {97, 65, 257},
+  const int shapes[][3] = {{1, 1, 1},      {7, 33, 5},     {9, 32, 256},  {97, 65, 257},
                            {100, 31, 600}, {200, 96, 513}, {13, 200, 1000}};
+  std::vector<Case> results;
   for (const auto& s : shapes) {
     const int M = s[0], N = s[1], K = s[2];
     std::vector<float> A(M * K), W(N * K), bias(N), R(M * N), C(M * N), C1(M * N);
@@ -54,12 +61,12 @@ int main() {
     for (float& x : bias) x = u(gen);
     for (float& x : R) x = u(gen);
     PackedLinear P;
-    pack_linear(&P, W.data(), bias.data(), N, K);
+    pack_linear(&P, W.data(), bias.data(), N, K, &kern);
     for (int mode = 0; mode < 3; ++mode) {
       Epilogue epi;
       if (mode == 1) epi.act = Act::kGelu;
       if (mode == 2) epi = Epilogue{Act::kNone, R.data(), N};
-      linear(pool2, A.data(), M, K, P, C.data(), N, epi);
+      kern.linear(pool2, A.data(), M, K, P, C.data(), N, epi);
       double worst = 0;
       for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j) {
@@ -69,18 +76,51 @@ int main() {
           if (mode == 2) ref += R[i * N + j];
           worst = std::fmax(worst, std::fabs(ref - C[i * N + j]));
         }
-      check(worst < 2e-5, "matches double reference", M, N, K);
+      check(worst < 2e-5, kern.name, "matches double reference", M, N, K);
       // One thread, and each row computed alone: bit-identical.
-      linear(pool1, A.data(), M, K, P, C1.data(), N, epi);
-      check(std::memcmp(C.data(), C1.data(), C.size() * 4) == 0, "same bits with 1 thread", M, N, K);
+      kern.linear(pool1, A.data(), M, K, P, C1.data(), N, epi);
+      check(std::memcmp(C.data(), C1.data(), C.size() * 4) == 0, kern.name, "same bits with 1 thread", M, N, K);
       for (int i = 0; i < M; i += 1 + M / 5) {
         std::vector<float> row(N);
         Epilogue e1 = epi;
         if (mode == 2) e1.residual = R.data() + i * N;
-        linear(pool2, A.data() + i * K, 1, K, P, row.data(), N, e1);
-        check(std::memcmp(row.data(), C.data() + i * N, N * 4) == 0, "same bits for a row alone", M, N, K);
+        kern.linear(pool2, A.data() + i * K, 1, K, P, row.data(), N, e1);
+        check(std::memcmp(row.data(), C.data() + i * N, N * 4) == 0, kern.name, "same bits for a row alone", M, N, K);
       }
+      results.push_back(Case{M, N, K, mode, C});
     }
+  }
+  return results;
+}
+
+int main() {
+  std::printf("process kernels: %s (%s)\n", kernels().name, kernels().label);
+  std::vector<std::vector<Case>> runs;
+  std::vector<const Kernels*> paths;
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kPortable}) {
+    const Kernels* k = kernels_for(isa);
+    if (!k) {
+      std::printf("[%s] not supported on this CPU: skipped\n", isa_name(isa));
+      continue;
+    }
+    paths.push_back(k);
+    runs.push_back(run_path(*k));
+  }
+  // The paths against the first (the widest this CPU has).
+  for (size_t p = 1; p < paths.size(); ++p) {
+    const bool both_fma = std::strcmp(paths[0]->name, "portable") != 0 && std::strcmp(paths[p]->name, "portable") != 0;
+    double worst = 0;
+    bool same = true;
+    for (size_t c = 0; c < runs[0].size(); ++c) {
+      const Case& a = runs[0][c];
+      const Case& b = runs[p][c];
+      same = same && std::memcmp(a.out.data(), b.out.data(), a.out.size() * 4) == 0;
+      for (size_t i = 0; i < a.out.size(); ++i) worst = std::fmax(worst, std::fabs(double(a.out[i]) - b.out[i]));
+    }
+    std::printf("[%s vs %s] max abs difference %.3g%s\n", paths[p]->name, paths[0]->name, worst,
+                same ? " (bit-identical)" : "");
+    if (both_fma) check(same, paths[p]->name, "bit-identical to the other FMA path", 0, 0, 0);
+    check(worst < 2e-5, paths[p]->name, "within 2e-5 of the widest path", 0, 0, 0);
   }
   std::printf(failures ? "%d failures\n" : "gemm ok\n", failures);
   return failures ? 1 : 0;

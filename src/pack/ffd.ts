@@ -1,10 +1,25 @@
 /**
- * Packing sequences into token-budget batches: first-fit decreasing.
+ * Packing sequences into token-budget batches: first-fit decreasing, balanced.
  *
  * Sequences are taken longest first (ties by index, so the result is deterministic) and each
  * goes into the first batch, in creation order, that still has room. A max segment tree over
  * the batches' remaining capacities finds that batch in O(log n), so packing is O(n log n)
  * (O(n) sorting when lengths are small integers, as token counts are).
+ *
+ * packBatches (what the encoders use) treats the budget as the largest batch allowed: it uses
+ * as few batches as it can (never more than first-fit decreasing) and spreads the tokens evenly
+ * over them, so a part of 1.05 budgets becomes two batches of about half a budget rather than a
+ * full one and a 5% straggler. Its capacity is then the largest batch it made.
+ *
+ * Packing efficiency (documented in run.json and the benchmarks):
+ *
+ *   efficiency = real tokens / sum over batches of max(capacity, batch tokens)
+ *
+ * capacity being the per-batch token capacity the packing used (the budget for packFFD). The
+ * kernels compute no padding (sequences are packed back to back with cu_seqlens), so the
+ * figure is not wasted arithmetic: it says how full the batches run, i.e. how close the batch
+ * count is to the minimum for that batch size. A sequence longer than the capacity (a batch
+ * of its own) counts its own length, so the figure never exceeds 1.
  */
 
 export interface PackedBatch {
@@ -16,9 +31,12 @@ export interface PackedBatch {
 
 export interface Packing {
   batches: PackedBatch[];
-  /** real tokens / (batches.length * budget); 0 when there are no batches */
+  /** real tokens / sum of max(capacity, batch tokens) (see above); 0 when there are no batches */
   efficiency: number;
+  /** the largest batch asked for */
   budget: number;
+  /** the per-batch token capacity packed against (<= budget; the budget for packFFD) */
+  capacity: number;
 }
 
 /** Above this maximum length the sort falls back from counting sort to a comparison sort. */
@@ -31,15 +49,7 @@ const COUNTING_SORT_MAX = 1 << 20;
 export function packFFD(lengths: ArrayLike<number>, budget: number, opts: { maxSeqs?: number } = {}): Packing {
   const n = lengths.length;
   const maxSeqs = opts.maxSeqs ?? Infinity;
-  if (!Number.isInteger(budget) || budget <= 0) throw new RangeError(`packFFD: token budget must be a positive integer, got ${budget}`);
-  if (!(maxSeqs >= 1)) throw new RangeError(`packFFD: maxSeqs must be at least 1, got ${maxSeqs}`);
-
-  let maxLen = 0;
-  for (let i = 0; i < n; i++) {
-    const len = lengths[i];
-    if (!Number.isInteger(len) || len < 0) throw new RangeError(`packFFD: length ${i} is ${len}, not a non-negative integer`);
-    if (len > maxLen) maxLen = len;
-  }
+  const maxLen = validate(lengths, budget, opts.maxSeqs);
   const order = sortDescending(lengths, maxLen);
 
   // Leaves are batches in creation order; an unopened batch has the full budget, a closed one -1.
@@ -89,10 +99,126 @@ export function packFFD(lengths: ArrayLike<number>, budget: number, opts: { maxS
     const b = batchOf[k];
     batches[b].indices[fill[b]++] = order[k];
   }
-  let total = 0;
-  for (const t of tokens) total += t;
-  const efficiency = batches.length > 0 ? total / (batches.length * budget) : 0;
-  return { batches, efficiency, budget };
+  return { batches, efficiency: packingEfficiency(batches, budget), budget, capacity: budget };
+}
+
+/** real tokens / sum over batches of max(capacity, batch tokens); 0 for no batches. */
+export function packingEfficiency(batches: readonly PackedBatch[], capacity: number): number {
+  let real = 0;
+  let slots = 0;
+  for (const b of batches) {
+    real += b.tokens;
+    slots += Math.max(capacity, b.tokens);
+  }
+  return slots > 0 ? real / slots : 0;
+}
+
+/**
+ * Balanced packing (see the top of the file): the fewest batches of at most `budget` tokens that
+ * it finds (never more than packFFD makes), with the tokens spread evenly over them. Longest
+ * sequence first, each into the batch holding the fewest tokens so far (ties: the lower batch),
+ * so every batch ends within one sequence of the even split. Tries the lower bound on the batch
+ * count and the two counts above it, else keeps packFFD's batches. Sequences longer than the
+ * budget get a batch of their own, as in packFFD.
+ */
+export function packBatches(lengths: ArrayLike<number>, budget: number, opts: { maxSeqs?: number } = {}): Packing {
+  validate(lengths, budget, opts.maxSeqs);
+  const maxSeqs = opts.maxSeqs ?? Infinity;
+  const n = lengths.length;
+  let fitTokens = 0;
+  let fitCount = 0;
+  let maxLen = 0;
+  for (let i = 0; i < n; i++) {
+    const len = lengths[i];
+    if (len > maxLen) maxLen = len;
+    if (len <= budget) {
+      fitTokens += len;
+      fitCount++;
+    }
+  }
+  if (fitCount === 0 || fitTokens === 0) return packFFD(lengths, budget, opts);
+  const order = sortDescending(lengths, maxLen);
+  // No packing of the sequences that fit uses fewer batches than this.
+  const lower = Math.max(1, Math.ceil(fitTokens / budget), Math.ceil(fitCount / maxSeqs));
+  const first = spread(lengths, order, budget, lower, maxSeqs);
+  if (first) return first;
+  // First-fit decreasing bounds the count: one or two more batches only while it needs them too.
+  const full = packFFD(lengths, budget, opts);
+  const fullFit = full.batches.length - (n - fitCount);
+  for (let k = lower + 1; k <= Math.min(fullFit - 1, lower + 2); k++) {
+    const p = spread(lengths, order, budget, k, maxSeqs);
+    if (p) return p;
+  }
+  return fullFit > lower ? (spread(lengths, order, budget, fullFit, maxSeqs) ?? full) : full;
+}
+
+/** `bins` batches filled least-loaded first; null when one would exceed the budget or maxSeqs leaves a sequence out. */
+function spread(lengths: ArrayLike<number>, order: Int32Array, budget: number, bins: number, maxSeqs: number): Packing | null {
+  // A binary min-heap of open bins keyed by (tokens, bin index).
+  const heap = new Int32Array(bins);
+  const load = new Float64Array(bins);
+  const count = new Int32Array(bins);
+  let size = bins;
+  for (let b = 0; b < bins; b++) heap[b] = b;
+  const less = (a: number, b: number) => load[a] < load[b] || (load[a] === load[b] && a < b);
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= size) return;
+      const c = l + 1 < size && less(heap[l + 1], heap[l]) ? l + 1 : l;
+      if (!less(heap[c], heap[i])) return;
+      const t = heap[c];
+      heap[c] = heap[i];
+      heap[i] = t;
+      i = c;
+    }
+  };
+  const binOf = new Int32Array(order.length);
+  const solo: number[] = [];
+  for (let k = 0; k < order.length; k++) {
+    const len = lengths[order[k]];
+    if (len > budget) {
+      binOf[k] = -1;
+      solo.push(order[k]);
+      continue;
+    }
+    if (size === 0) return null;
+    const b = heap[0];
+    if (load[b] + len > budget) return null;
+    load[b] += len;
+    count[b]++;
+    binOf[k] = b;
+    if (count[b] >= maxSeqs) {
+      heap[0] = heap[--size];
+    }
+    siftDown(0);
+  }
+  // Oversize sequences first (as packFFD places them, longest first), then the balanced bins.
+  const batches: PackedBatch[] = solo.map((i) => ({ indices: Int32Array.of(i), tokens: lengths[i] }));
+  const first = batches.length;
+  for (let b = 0; b < bins; b++) batches.push({ indices: new Int32Array(count[b]), tokens: load[b] });
+  const fill = new Int32Array(bins);
+  for (let k = 0; k < order.length; k++) {
+    const b = binOf[k];
+    if (b >= 0) batches[first + b].indices[fill[b]++] = order[k];
+  }
+  const kept = batches.filter((x) => x.indices.length > 0);
+  let capacity = 0;
+  for (let b = 0; b < bins; b++) capacity = Math.max(capacity, load[b]);
+  return { batches: kept, efficiency: packingEfficiency(kept, capacity), budget, capacity };
+}
+
+/** Checks the arguments of a packing; returns the longest length. */
+function validate(lengths: ArrayLike<number>, budget: number, maxSeqs = Infinity): number {
+  if (!Number.isInteger(budget) || budget <= 0) throw new RangeError(`packing: token budget must be a positive integer, got ${budget}`);
+  if (!(maxSeqs >= 1)) throw new RangeError(`packing: maxSeqs must be at least 1, got ${maxSeqs}`);
+  let maxLen = 0;
+  for (let i = 0; i < lengths.length; i++) {
+    const len = lengths[i];
+    if (!Number.isInteger(len) || len < 0) throw new RangeError(`packing: length ${i} is ${len}, not a non-negative integer`);
+    if (len > maxLen) maxLen = len;
+  }
+  return maxLen;
 }
 
 /** Indices ordered by length descending, ties by index ascending. */

@@ -1,9 +1,9 @@
 /**
- * Drives one encoder over a part's sequences: first-fit-decreasing packing into token-budget
+ * Drives one encoder over a part's sequences: balanced packing into token-budget
  * batches, token ids and cu_seqlens written straight into native host buffers, asynchronous
  * submission, and pooled embeddings gathered back into input order.
  */
-import { packFFD, fillBatch, type PackedBatch } from "../pack/ffd.ts";
+import { packBatches, fillBatch, type PackedBatch } from "../pack/ffd.ts";
 import type { Engine, EncoderHandle, HostBuffer, Ticket } from "../engine/engine.ts";
 import { NonFiniteError, OutOfMemoryError } from "../engine/engine.ts";
 import { UserError } from "../util/errors.ts";
@@ -12,9 +12,11 @@ export interface EncodeStats {
   sequences: number;
   tokens: number;
   batches: number;
-  /** real tokens / (batches * budget) */
+  /** real tokens / sum over batches of max(capacity, batch tokens) (src/pack/ffd.ts) */
   efficiency: number;
   budget: number;
+  /** the largest batch made (<= budget unless one sequence is longer) */
+  capacity: number;
 }
 
 interface Slot {
@@ -101,7 +103,7 @@ export class EncoderRunner {
       lengths[i] = seqs[i].length;
       total += seqs[i].length;
     }
-    const packing = packFFD(lengths, this.budget, { maxSeqs: this.maxSeqsPerBatch });
+    const packing = packBatches(lengths, this.budget, { maxSeqs: this.maxSeqsPerBatch });
     const slots: Slot[] = [];
     for (const batch of packing.batches) {
       const slot = this.acquire(Math.max(batch.tokens, 1), batch.indices.length);
@@ -116,6 +118,7 @@ export class EncoderRunner {
       batches: packing.batches.length,
       efficiency: packing.batches.length ? packing.efficiency : 1,
       budget: this.budget,
+      capacity: packing.capacity,
     };
     return new PendingEncode(this, seqs, slots, stats, names);
   }

@@ -2,10 +2,8 @@
  * Resolves, loads and uploads the three models of a run, and fingerprints their files
  * (run.json records them; --resume refuses when they changed).
  */
-import { statSync, readFileSync, mkdirSync, openSync, readSync, closeSync } from "node:fs";
-import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { homedir } from "node:os";
 import { resolveModel } from "../models/hub/resolve.ts";
 import { loadEsm } from "../models/esm.ts";
 import { loadDnabert } from "../models/dnabert.ts";
@@ -14,7 +12,7 @@ import { Engine, backendAvailable, cudaDeviceCount, type ClassifierHandle, type 
 import { EsmTokenizer } from "../tokenize/esm.ts";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
 import { UserError } from "../util/errors.ts";
-import { writeFileAtomic } from "../output/atomic.ts";
+import { fingerprintFile, type FileFingerprint } from "../models/hub/fingerprint.ts";
 import type { Tokenizers } from "./part.ts";
 
 export interface ModelSpec {
@@ -26,11 +24,8 @@ export interface ModelSpec {
   needClassifier: boolean;
 }
 
-export interface FileFingerprint {
-  path: string;
-  bytes: number;
-  sha256: string;
-}
+// sha256 of model files: trusted from Hugging Face blob names, else hashed once and cached.
+export { fingerprintFile, type FileFingerprint };
 
 export interface ResolvedModels {
   esm: string;
@@ -61,43 +56,6 @@ export function chooseDevice(spec: string): DeviceChoice {
     return { backend: "cpu", device: 0 };
   }
   throw new UserError(`--device ${spec}: expected auto, cpu, cuda or cuda:N`);
-}
-
-/** sha256 of a file, cached by (path, size, mtime) so that 11 GB checkpoints are hashed once. */
-export function fingerprintFile(path: string): FileFingerprint {
-  const abs = resolve(path);
-  const st = statSync(abs);
-  const cacheDir = process.env.VIRNUC_HOME ?? join(homedir(), ".cache", "virnuc");
-  const cachePath = join(cacheDir, "file-hashes.json");
-  let cache: Record<string, { bytes: number; mtimeMs: number; sha256: string }> = {};
-  try {
-    cache = JSON.parse(readFileSync(cachePath, "utf8"));
-  } catch {
-    cache = {};
-  }
-  const hit = cache[abs];
-  if (hit && hit.bytes === st.size && hit.mtimeMs === st.mtimeMs) return { path: abs, bytes: st.size, sha256: hit.sha256 };
-  const h = createHash("sha256");
-  const fd = openSync(abs, "r");
-  const buf = Buffer.allocUnsafe(8 << 20);
-  try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  const sha256 = h.digest("hex");
-  cache[abs] = { bytes: st.size, mtimeMs: st.mtimeMs, sha256 };
-  try {
-    mkdirSync(cacheDir, { recursive: true });
-    writeFileAtomic(cachePath, JSON.stringify(cache));
-  } catch {
-    // a read-only cache directory only costs a re-hash next time
-  }
-  return { path: abs, bytes: st.size, sha256 };
 }
 
 /**

@@ -1,12 +1,13 @@
-// Elementwise functions with one vector implementation used everywhere, so that a value is
-// computed identically wherever it sits in a buffer.
+// Elementwise functions with one vector implementation per kernel unit, so that a value is
+// computed identically wherever it sits in a buffer. Internal to the kernel units (see simd.h).
 #pragma once
 
 #include <cmath>
 
 #include "cpu/simd.h"
 
-namespace vn::cpu {
+namespace vn::cpu::VN_ISA_NS {
+namespace {
 
 // erf(x) as x * P(x^2) / Q(x^2) on [-4, 4] (|erf| rounds to 1 beyond): a rational fit made for
 // this library, within 1e-8 of erf in exact arithmetic and about 4e-7 in fp32, far cheaper than
@@ -48,4 +49,5 @@ inline void gelu_row(float* x, int64_t n) {
   }
 }
 
-}  // namespace vn::cpu
+}  // namespace
+}  // namespace vn::cpu::VN_ISA_NS

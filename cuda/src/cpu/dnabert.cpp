@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/activations.h"
+#include "cpu/isa.h"
 #include "cpu/models.h"
 #include "cpu/ops.h"
 
@@ -69,11 +69,12 @@ class Dnabert : public CpuModel {
 
       linear(pool, x.data(), T, H, L.gated, u.data(), 2 * I);
       // u[:, :I] = GELU(gate) * linear, row by row, in place.
+      const auto gelu = kernels().gelu;
       pool.parallel_for((T + 15) / 16, [&](int64_t b) {
         const int64_t t1 = std::min(T, (b + 1) * 16);
         for (int64_t t = b * 16; t < t1; ++t) {
           float* g = u.data() + t * 2 * I;
-          gelu_row(g, I);
+          gelu(g, I);
           for (int64_t j = 0; j < I; ++j) g[j] = g[j] * g[I + j];
         }
       });

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 
 #include <unistd.h>
@@ -14,7 +15,7 @@
 #include "backend.h"
 #include "common/errors.h"
 #include "cpu/models.h"
-#include "cpu/simd.h"
+#include "cpu/isa.h"
 #include "cpu/thread_pool.h"
 
 namespace vn {
@@ -51,10 +52,10 @@ int32_t first_nonfinite_row(const float* x, int64_t rows, int64_t cols) {
 
 class CpuEngine : public Engine {
  public:
-  explicit CpuEngine(int32_t n_threads) : pool_(n_threads) {}
+  explicit CpuEngine(int32_t n_threads) : kernels_(cpu::kernels()), pool_(n_threads) {}
 
   std::string describe() override {
-    return "cpu (" + std::to_string(pool_.size()) + " threads, " + cpu::kSimdName + ", fp32)";
+    return "cpu (" + std::to_string(pool_.size()) + " threads, " + kernels_.label + ", fp32)";
   }
 
   vn_status memory(int64_t* free_bytes, int64_t* total_bytes) override {
@@ -194,6 +195,7 @@ class CpuEngine : public Engine {
     return VN_OK;
   }
 
+  const cpu::Kernels& kernels_;
   ThreadPool pool_;
   std::mutex mu_;
   int64_t next_ticket_ = 1;
@@ -202,6 +204,14 @@ class CpuEngine : public Engine {
 
 }  // namespace
 
-Engine* create_cpu_engine(int32_t n_threads) { return new CpuEngine(n_threads); }
+Engine* create_cpu_engine(int32_t n_threads) {
+  try {
+    cpu::kernels();
+  } catch (const std::runtime_error& e) {
+    fail(VN_ERR_UNSUPPORTED, e.what());  // an unusable VIRNUC_CPU_ISA
+    return nullptr;
+  }
+  return new CpuEngine(n_threads);
+}
 
 }  // namespace vn

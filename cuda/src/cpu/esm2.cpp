@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cpu/activations.h"
 #include "cpu/models.h"
 #include "cpu/ops.h"
 

@@ -1,27 +1,29 @@
 // FP32 GEMM for Linear layers: C = A * W^T + bias, A [M,K], W [N,K] (PyTorch layout).
-// W is packed once at load into column panels; each output element is one FMA chain over
+// W is packed once at load into column panels; each output element is one multiply-add chain over
 // k = 0..K-1 in order, whatever M is and however rows are split among threads, so a row's
-// result does not depend on the other rows of the batch.
+// result does not depend on the other rows of the batch. The kernels themselves are chosen at
+// run time (isa.h); the panel width is that choice's.
 #pragma once
 
 #include <cstdint>
 
 #include "cpu/buffer.h"
-#include "cpu/simd.h"
 #include "cpu/thread_pool.h"
 
 namespace vn::cpu {
 
-constexpr int kNR = 2 * kVW;  // columns per packed panel (two vectors)
+struct Kernels;
 
 struct PackedLinear {
   int64_t n = 0, k = 0, panels = 0;
-  FloatBuffer w;     // (panels, k, kNR): panel p holds columns p*kNR .. p*kNR+kNR-1, zero-padded
-  FloatBuffer bias;  // (panels * kNR), zeros where the layer has no bias
+  int nr = 0;        // columns per panel (the packing kernel table's Kernels::nr)
+  FloatBuffer w;     // (panels, k, nr): panel p holds columns p*nr .. p*nr+nr-1, zero-padded
+  FloatBuffer bias;  // (panels * nr), zeros where the layer has no bias
 };
 
-// W [n,k] row-major; bias [n] or nullptr.
-void pack_linear(PackedLinear* out, const float* w, const float* bias, int64_t n, int64_t k);
+// W [n,k] row-major; bias [n] or nullptr. Packed for `kern` (default: the process's kernels()).
+void pack_linear(PackedLinear* out, const float* w, const float* bias, int64_t n, int64_t k,
+                 const Kernels* kern = nullptr);
 
 enum class Act { kNone, kGelu };
 
@@ -32,7 +34,7 @@ struct Epilogue {
   int64_t ldr = 0;
 };
 
-// C (M, ldc) = epilogue(A (M, lda) * W^T + bias).
+// C (M, ldc) = epilogue(A (M, lda) * W^T + bias), with the process's kernels() (W packed for them).
 void linear(ThreadPool& pool, const float* a, int64_t m, int64_t lda, const PackedLinear& w, float* c, int64_t ldc,
             const Epilogue& epi = {});
 

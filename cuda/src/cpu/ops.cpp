@@ -4,8 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "cpu/buffer.h"
-#include "cpu/simd.h"
+#include "cpu/isa.h"
 
 namespace vn::cpu {
 
@@ -75,60 +74,7 @@ void rotary_qk(ThreadPool& pool, float* qkv, int64_t ld, int64_t hidden, const i
 }
 
 void attention(ThreadPool& pool, const AttentionArgs& a, const int32_t* cu, int32_t n_seqs) {
-  const int d = a.head_dim;
-  pool.parallel_for(static_cast<int64_t>(n_seqs) * a.n_heads, [&](int64_t task) {
-    const int32_t s = static_cast<int32_t>(task / a.n_heads);
-    const int h = static_cast<int>(task % a.n_heads);
-    const int64_t t0 = cu[s];
-    const int64_t L = cu[s + 1] - t0;
-    if (L <= 0) return;
-    const int64_t Lp = (L + kVW - 1) / kVW * kVW;
-    thread_local FloatBuffer kt_buf, s_buf;
-    kt_buf.reserve(static_cast<size_t>(d * Lp));
-    s_buf.reserve(static_cast<size_t>(Lp));
-    float* kt = kt_buf.data();  // (d, Lp): keys transposed so scores vectorise over keys
-    float* sc = s_buf.data();
-    const float* q = a.qkv + t0 * a.ld + static_cast<int64_t>(h) * d;
-    const float* k = q + a.hidden;
-    const float* v = q + 2 * a.hidden;
-    for (int c = 0; c < d; ++c) {
-      float* dst = kt + c * Lp;
-      for (int64_t j = 0; j < L; ++j) dst[j] = k[j * a.ld + c];
-      for (int64_t j = L; j < Lp; ++j) dst[j] = 0.0f;
-    }
-    const float slope = a.alibi_slopes ? a.alibi_slopes[h] : 0.0f;
-    const vf scale = vset(a.score_scale);
-    for (int64_t i = 0; i < L; ++i) {
-      const float* qi = q + i * a.ld;
-      for (int64_t j = 0; j < Lp; j += kVW) {
-        vf acc = vzero();
-        for (int c = 0; c < d; ++c) acc = vfma(vset(qi[c]), vload(kt + c * Lp + j), acc);
-        vstore(sc + j, vmul(acc, scale));
-      }
-      if (a.alibi_slopes)
-        for (int64_t j = 0; j < L; ++j) sc[j] = sc[j] + slope * -static_cast<float>(j > i ? j - i : i - j);
-      float mx = sc[0];
-      for (int64_t j = 1; j < L; ++j) mx = std::max(mx, sc[j]);
-      float sum = 0.0f;
-      for (int64_t j = 0; j < L; ++j) {
-        sc[j] = std::exp(sc[j] - mx);
-        sum += sc[j];
-      }
-      for (int64_t j = 0; j < L; ++j) sc[j] = sc[j] / sum;
-      float* o = a.out + (t0 + i) * a.hidden + static_cast<int64_t>(h) * d;
-      int c = 0;
-      for (; c + kVW <= d; c += kVW) {
-        vf acc = vzero();
-        for (int64_t j = 0; j < L; ++j) acc = vfma(vset(sc[j]), vload(v + j * a.ld + c), acc);
-        vstore(o + c, acc);
-      }
-      for (; c < d; ++c) {
-        float acc = 0.0f;
-        for (int64_t j = 0; j < L; ++j) acc = std::fma(sc[j], v[j * a.ld + c], acc);
-        o[c] = acc;
-      }
-    }
-  });
+  kernels().attention(pool, a, cu, n_seqs);
 }
 
 void mean_pool(ThreadPool& pool, const float* x, int64_t h, const int32_t* cu, int32_t n_seqs, int skip_front,
