@@ -1,5 +1,5 @@
 /**
- * `bun bench [mode] [flags]` (also `virnuc bench`): host | engine | e2e.
+ * `bun bench [mode] [flags]` (also `virnuc bench`): host | engine | e2e | packing.
  * Benchmarks are measurements, never tests: results go to bench/results/ with the machine and date.
  */
 export async function runBench(mode: string, args: string[]): Promise<void> {
@@ -19,8 +19,13 @@ export async function runBench(mode: string, args: string[]): Promise<void> {
       await e2eBench(args);
       return;
     }
+    case "packing": {
+      const { packingBench } = await import("./packing.ts");
+      await packingBench(args);
+      return;
+    }
     default:
-      console.error(`virnuc bench: unknown mode '${mode}' (host | engine | e2e)`);
+      console.error(`virnuc bench: unknown mode '${mode}' (host | engine | e2e | packing)`);
       process.exit(2);
   }
 }

@@ -3,6 +3,7 @@
 // (CPU backend only), VIRNUC_CUDA_ARCH (default 90), CXX / CMAKE_GENERATOR as usual.
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { checkLibrary } from "./check-isa.ts";
 
 const root = resolve(import.meta.dir, "..");
 const source = join(root, "cuda");
@@ -45,6 +46,19 @@ function main(): void {
   const built = join(buildDir, "libvirnuc.so");
   if (!existsSync(built)) die(`the build finished but ${built} is missing`);
   // Copy then rename: a process that has the old library loaded keeps its (unlinked) file.
+  // One build must run on any CPU of the architecture: no AVX/AVX-512 outside the kernel units
+  // that are entered only after checking the CPU (scripts/check-isa.ts; skipped without objdump).
+  // CXXFLAGS with target flags (-march=..., -mavx2) make the whole library target that CPU: the
+  // builder's choice, so then only a warning.
+  if (process.arch === "x64" && Bun.which("objdump")) {
+    const r = checkLibrary(built);
+    if (r.violations.length > 0) {
+      const msg = `${r.violations.length} AVX/AVX-512 instructions outside the CPU kernel units (first in ${r.violations[0].fn}); see bun scripts/check-isa.ts ${built}`;
+      if (/(^|\s)-m(arch|avx|fma)/.test(process.env.CXXFLAGS ?? ""))
+        console.error(`libvirnuc: warning: ${msg}: CXXFLAGS targets a CPU, so this library may not run on older ones`);
+      else die(msg);
+    }
+  }
   const tmp = `${target}.tmp-${process.pid}`;
   copyFileSync(built, tmp);
   renameSync(tmp, target);

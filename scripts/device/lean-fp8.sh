@@ -2,6 +2,7 @@
 # One call on the GPU machine for the lean model load and --precision fp8, in stages (STAGES,
 # default "check bench load"); everything is also in $OUT/log.txt, result JSON in $OUT/results.
 #   check    build libvirnuc + vn_cuda_check; CUDA vs CPU FP32 (fp16, fp8, outlier channels)
+#   fp8variants  fp8 checks only, with subsets of the GEMMs in E4M3 (accuracy with outlier channels)
 #   bench    native ESM-2 3B fp16 vs fp8 (tokens/s, GEMM-only bounds, per-op profile, load time, host memory)
 #   load     real `virnuc predict` model loads from mapped safetensors (fp16, fp8): run.json modelLoad,
 #            peak anonymous and file-backed RSS (scripts/device/rss.py)
@@ -37,9 +38,15 @@ if has check; then
   grep -E "FAIL|gemm plan.*e4m3|no outer|^\[" "$OUT/check.txt" | head -60
   sed -n '/==== summary/,$p' "$OUT/check.txt"
 fi
+if has fp8variants; then
+  s=$(date +%s)
+  VIRNUC_GEMM_PLANS=1 timeout "${CHECK_TIMEOUT:-200}" ./build/native/vn_cuda_check fp8check --fp8-variants > "$OUT/fp8check.txt" 2>&1
+  echo "fp8check exit $? ($(( $(date +%s) - s ))s)"
+  grep -E "FAIL|MISS|PASS.*cosine|no outer|^\[" "$OUT/fp8check.txt" | head -80
+fi
 if has bench; then
   s=$(date +%s)
-  VIRNUC_GEMM_PLANS=1 timeout "${BENCH_TIMEOUT:-280}" ./build/native/vn_cuda_check bench --fp8 --profile \
+  VIRNUC_GEMM_PLANS=1 timeout "${BENCH_TIMEOUT:-280}" ./build/native/vn_cuda_check bench ${BENCH_FLAGS:---fp8 --profile} \
     --budgets "${BUDGETS:-16384,65536}" > "$OUT/bench.txt" 2>&1
   echo "bench exit $? ($(( $(date +%s) - s ))s)"
   grep -E "gemm plan|load |profile|weights:|^  [a-z_0-9]+ +[0-9.]+ ms|m +[0-9]+:" "$OUT/bench.txt" | head -70
@@ -66,7 +73,8 @@ if has load; then
     e.close();" 2>&1 | grep -E "load|weights:"
 fi
 if has fullsize; then
-  for variant in "" "--outliers"; do
+  for variant in ${FULLSIZE_VARIANTS:-plain --outliers}; do
+    [ "$variant" = plain ] && variant=""
     s=$(date +%s)
     name=fullsize-fp8${variant:+-outliers}
     timeout "${FULLSIZE_TIMEOUT:-240}" bun scripts/device/fullsize.ts $TOK --per-length "${PER_LENGTH:-700}" --precision fp8 $variant \

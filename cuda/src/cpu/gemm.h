@@ -1,5 +1,5 @@
 // FP32 GEMM for Linear layers: C = A * W^T + bias, A [M,K], W [N,K] (PyTorch layout).
-// W is packed once at load into column panels; each output element is one FMA chain over
+// W is packed once at load into column panels; each output element is one multiply-add chain over
 // k = 0..K-1 in order, whatever M is and however rows are split among threads, so a row's
 // result does not depend on the other rows of the batch. The kernels themselves are chosen at
 // run time (isa.h); the panel width is that choice's.

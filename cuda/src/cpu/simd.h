@@ -23,14 +23,13 @@
 #endif
 #include <immintrin.h>
 #elif defined(VN_ISA_AVX2)
-#if !defined(__AVX2__) || !defined(__FMA__) || defined(__AVX512F__)
-#error "the AVX2 unit must be compiled with -mavx2 -mfma and without AVX-512"
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "the AVX2 unit must be compiled with -mavx2 -mfma"
 #endif
 #include <immintrin.h>
 #elif defined(VN_ISA_PORTABLE)
-#if defined(__AVX__) || defined(__FMA__)
-#error "the portable unit must be compiled for the baseline architecture"
-#endif
+// Compiled for the baseline unless the builder adds target flags for every file (CXXFLAGS with
+// -march=...): then the whole library targets that CPU, by the builder's choice.
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif

@@ -7,6 +7,8 @@
 // instead summed at load and added where the stream is read (the next LayerNorm).
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "cuda/kernels.h"
 #include "cuda/model.h"
@@ -46,6 +48,8 @@ class Esm2 : public CudaModel {
   float* pending_final = nullptr;  // FP8: every residual bias, added by the final LayerNorm
   const GemmPlan *qkv = nullptr, *out = nullptr, *fc1 = nullptr, *fc2 = nullptr;
   bool fp8 = false;
+  // FP8 models: which of the four GEMMs run in E4M3 (the others in FP16; VIRNUC_FP8_GEMMS).
+  bool q8 = true, o8 = true, f18 = true, f28 = true;
 
   bool needs_scratch() const {
     return qkv->needs_scratch() || out->needs_scratch() || fc1->needs_scratch() || fc2->needs_scratch();
@@ -62,6 +66,7 @@ class Esm2 : public CudaModel {
     const int64_t H = cfg.hidden, I = cfg.intermediate;
     if (fp8)
       return carve_bytes<float>(T * H) + 2 * carve_bytes<uint8_t>(T * H) + 3 * carve_bytes<float>(T) +
+             carve_bytes<__half>(T * H) +
              carve_bytes<__half>(T * 3 * H) + carve_bytes<__half>(T * H) + carve_bytes<__half>(T * I) +
              carve_bytes<uint8_t>(T * I) + carve_bytes<float2>(rope_freqs.size() * T * rope_half()) +
              (needs_scratch() ? carve_bytes<float>(T * std::max(3 * H, I)) : 0);
@@ -144,6 +149,7 @@ class Esm2 : public CudaModel {
     float* x = carve.take<float>(T * H);  // residual stream, without the pending biases
     uint8_t* h8 = carve.take<uint8_t>(T * H);  // LayerNorm output, E4M3
     float* h_scale = carve.take<float>(T);
+    __half* h16 = carve.take<__half>(T * H);  // LayerNorm output for GEMMs kept in FP16
     __half* qkv_buf = carve.take<__half>(T * 3 * H);
     __half* ctx = carve.take<__half>(T * H);
     uint8_t* ctx8 = carve.take<uint8_t>(T * H);
@@ -184,31 +190,50 @@ class Esm2 : public CudaModel {
     for (size_t l = 0; l < layers.size(); ++l) {
       const EsmLayer& L = layers[l];
       ex.mark("layernorm");
-      VN_CUDA_TRY(layernorm_fp8(x, L.pending_attn, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
-                  "LayerNorm");
+      if (q8)
+        VN_CUDA_TRY(layernorm_fp8(x, L.pending_attn, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
+                    "LayerNorm");
+      else
+        VN_CUDA_TRY(layernorm(x, nullptr, h16, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
+                              L.pending_attn),
+                    "LayerNorm");
       ex.mark("gemm_qkv");
       const Fp8Scales sq{h_scale, L.s_qkv, scratch};
-      VN_TRY(qkv->run(g, h8, H, L.q_qkv, L.b_qkv, qkv_buf, 3 * H, T, s, &sq));
+      if (q8) VN_TRY(qkv->run(g, h8, H, L.q_qkv, L.b_qkv, qkv_buf, 3 * H, T, s, &sq));
+      else VN_TRY(qkv->run(g, h16, H, L.w_qkv, L.b_qkv, qkv_buf, 3 * H, T, s));
       ex.mark("attention");
       ap.inv_freq = L.inv_freq;
       ap.rope = rope + rope_index[l] * table;
       VN_CUDA_TRY(attention(ap, s), "attention");
-      ex.mark("quantize");
-      VN_CUDA_TRY(quantize_rows_fp8(ctx, T, cfg.hidden, false, ctx8, ctx_scale, s), "FP8 quantization");
-      ex.mark("gemm_out");
       const Fp8Scales so{ctx_scale, L.s_out, scratch};
-      VN_TRY(out->run(g, ctx8, H, L.q_out, nullptr, x, H, T, s, &so));
+      if (o8) {
+        ex.mark("quantize");
+        VN_CUDA_TRY(quantize_rows_fp8(ctx, T, cfg.hidden, false, ctx8, ctx_scale, s), "FP8 quantization");
+        ex.mark("gemm_out");
+        VN_TRY(out->run(g, ctx8, H, L.q_out, nullptr, x, H, T, s, &so));
+      } else {
+        ex.mark("gemm_out");
+        VN_TRY(out->run(g, ctx, H, L.w_out, nullptr, x, H, T, s));
+      }
       ex.mark("layernorm");
-      VN_CUDA_TRY(layernorm_fp8(x, L.pending_ffn, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
-                  "LayerNorm");
+      if (f18)
+        VN_CUDA_TRY(layernorm_fp8(x, L.pending_ffn, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
+                    "LayerNorm");
+      else
+        VN_CUDA_TRY(layernorm(x, nullptr, h16, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
+                              L.pending_ffn),
+                    "LayerNorm");
       ex.mark("gemm_fc1");
       const Fp8Scales s1{h_scale, L.s_fc1, scratch};
-      VN_TRY(fc1->run(g, h8, H, L.q_fc1, L.b_fc1, ffn, I, T, s, &s1));
+      if (f18) VN_TRY(fc1->run(g, h8, H, L.q_fc1, L.b_fc1, ffn, I, T, s, &s1));
+      else VN_TRY(fc1->run(g, h16, H, L.w_fc1, L.b_fc1, ffn, I, T, s));
       ex.mark("gelu");
-      VN_CUDA_TRY(quantize_rows_fp8(ffn, T, cfg.intermediate, true, ffn8, ffn_scale, s), "GELU");
+      if (f28) VN_CUDA_TRY(quantize_rows_fp8(ffn, T, cfg.intermediate, true, ffn8, ffn_scale, s), "GELU");
+      else VN_CUDA_TRY(gelu_inplace(ffn, T * I, s), "GELU");
       ex.mark("gemm_fc2");
       const Fp8Scales s2{ffn_scale, L.s_fc2, scratch};
-      VN_TRY(fc2->run(g, ffn8, I, L.q_fc2, nullptr, x, H, T, s, &s2));
+      if (f28) VN_TRY(fc2->run(g, ffn8, I, L.q_fc2, nullptr, x, H, T, s, &s2));
+      else VN_TRY(fc2->run(g, ffn, I, L.w_fc2, nullptr, x, H, T, s));
     }
     ex.mark("final");
     VN_CUDA_TRY(layernorm(x, x, nullptr, ln_final_w, ln_final_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
@@ -234,12 +259,22 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
                                         std::to_string(kMaxFp8RowQuant) + " is): use fp16");
   auto m = std::make_unique<Esm2>(cfg, engine);
   m->fp8 = fp8;
-  const GemmIn in = fp8 ? GemmIn::kE4M3 : GemmIn::kF16;
-  // FP8: the residual GEMMs carry no bias (see pending_*).
-  m->qkv = plans.get(gemm, {3 * H, H, in, GemmOut::kF16, true});
-  if (m->qkv) m->out = plans.get(gemm, {H, H, in, GemmOut::kF32Accumulate, !fp8});
-  if (m->out) m->fc1 = plans.get(gemm, {I, H, in, GemmOut::kF16, true});
-  if (m->fc1) m->fc2 = plans.get(gemm, {H, I, in, GemmOut::kF32Accumulate, !fp8});
+  if (fp8) {
+    // Which GEMMs run in E4M3: all four unless VIRNUC_FP8_GEMMS lists a subset (e.g. "out,fc1,fc2").
+    if (const char* v = std::getenv("VIRNUC_FP8_GEMMS")) {
+      const std::string list = std::string(",") + v + ",";
+      auto has = [&](const char* n) { return list.find(std::string(",") + n + ",") != std::string::npos; };
+      m->q8 = has("qkv"), m->o8 = has("out"), m->f18 = has("fc1"), m->f28 = has("fc2");
+    }
+  } else {
+    m->q8 = m->o8 = m->f18 = m->f28 = false;
+  }
+  auto in = [](bool e4m3) { return e4m3 ? GemmIn::kE4M3 : GemmIn::kF16; };
+  // FP8 models: the residual GEMMs carry no bias (see pending_*).
+  m->qkv = plans.get(gemm, {3 * H, H, in(m->q8), GemmOut::kF16, true});
+  if (m->qkv) m->out = plans.get(gemm, {H, H, in(m->o8), GemmOut::kF32Accumulate, !fp8});
+  if (m->out) m->fc1 = plans.get(gemm, {I, H, in(m->f18), GemmOut::kF16, true});
+  if (m->fc1) m->fc2 = plans.get(gemm, {H, I, in(m->f28), GemmOut::kF32Accumulate, !fp8});
   if (!m->fc2) return VN_ERR_UNSUPPORTED;  // the plan set the message
 
   // Layers whose inv_freq holds the same values share one device copy and one rotary table.
@@ -282,10 +317,15 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
       L.b_fc2 = w.f32(p + "output.dense.bias", {H});
       continue;
     }
-    L.q_qkv = w.fp8_stack({a + "query.weight", a + "key.weight", a + "value.weight"}, {H, H}, &L.s_qkv);
-    L.q_out = w.fp8_stack({p + "attention.output.dense.weight"}, {H, H}, &L.s_out);
-    L.q_fc1 = w.fp8_stack({p + "intermediate.dense.weight"}, {I, H}, &L.s_fc1);
-    L.q_fc2 = w.fp8_stack({p + "output.dense.weight"}, {H, I}, &L.s_fc2);
+    const std::string qkv_w[] = {a + "query.weight", a + "key.weight", a + "value.weight"};
+    if (m->q8) L.q_qkv = w.fp8_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H}, &L.s_qkv);
+    else L.w_qkv = w.f16_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H});
+    if (m->o8) L.q_out = w.fp8_stack({p + "attention.output.dense.weight"}, {H, H}, &L.s_out);
+    else L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
+    if (m->f18) L.q_fc1 = w.fp8_stack({p + "intermediate.dense.weight"}, {I, H}, &L.s_fc1);
+    else L.w_fc1 = w.f16(p + "intermediate.dense.weight", {I, H});
+    if (m->f28) L.q_fc2 = w.fp8_stack({p + "output.dense.weight"}, {H, I}, &L.s_fc2);
+    else L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
     // The residual biases so far, added by the LayerNorms that read the stream.
     const WeightSet::Entry* bo = ws.get(p + "attention.output.dense.bias", {H});
     const WeightSet::Entry* b2 = ws.get(p + "output.dense.bias", {H});

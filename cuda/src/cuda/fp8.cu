@@ -5,6 +5,7 @@
 #include <cuda_fp8.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 #include "common/fp8.h"
 #include "cuda/device.cuh"
@@ -93,10 +94,8 @@ cudaError_t launch_ln(const float* x, const float* add, const float* w, const fl
   return cudaGetLastError();
 }
 
-constexpr int kQThreads = 256;
-
-// One block per row; each thread holds V chunks of 8 values in FP32.
-template <int V, bool kGelu>
+// One block of kQThreads per row; each thread holds V chunks of 8 values in FP32.
+template <int kQThreads, int V, bool kGelu>
 __global__ void __launch_bounds__(kQThreads)
     quantize_rows_kernel(const __half* __restrict__ in, int cols, uint8_t* __restrict__ q, float* __restrict__ scales) {
   __shared__ float scratch[32];
@@ -136,13 +135,40 @@ __global__ void __launch_bounds__(kQThreads)
   if (threadIdx.x == 0) scales[row] = fp8_scale(amax);
 }
 
-template <int V>
+template <int kQThreads, int V>
 cudaError_t launch_q(const __half* in, int64_t rows, int cols, bool gelu, uint8_t* q, float* scales,
                      cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>(rows);
-  if (gelu) quantize_rows_kernel<V, true><<<blocks, kQThreads, 0, stream>>>(in, cols, q, scales);
-  else quantize_rows_kernel<V, false><<<blocks, kQThreads, 0, stream>>>(in, cols, q, scales);
+  if (gelu) quantize_rows_kernel<kQThreads, V, true><<<blocks, kQThreads, 0, stream>>>(in, cols, q, scales);
+  else quantize_rows_kernel<kQThreads, V, false><<<blocks, kQThreads, 0, stream>>>(in, cols, q, scales);
   return cudaGetLastError();
+}
+
+template <int kQThreads>
+cudaError_t launch_q_any(const __half* in, int64_t rows, int cols, bool gelu, uint8_t* q, float* scales,
+                         cudaStream_t stream) {
+  const int v = (cols / 8 + kQThreads - 1) / kQThreads;
+  switch (v) {
+    case 0:
+    case 1: return launch_q<kQThreads, 1>(in, rows, cols, gelu, q, scales, stream);
+    case 2: return launch_q<kQThreads, 2>(in, rows, cols, gelu, q, scales, stream);
+    case 3: return launch_q<kQThreads, 3>(in, rows, cols, gelu, q, scales, stream);
+    case 4: return launch_q<kQThreads, 4>(in, rows, cols, gelu, q, scales, stream);
+    case 5: return launch_q<kQThreads, 5>(in, rows, cols, gelu, q, scales, stream);
+    case 6: return launch_q<kQThreads, 6>(in, rows, cols, gelu, q, scales, stream);
+    case 7:
+    case 8: return launch_q<kQThreads, 8>(in, rows, cols, gelu, q, scales, stream);
+    case 9:
+    case 10: return launch_q<kQThreads, 10>(in, rows, cols, gelu, q, scales, stream);
+    default: return launch_q<kQThreads, 16>(in, rows, cols, gelu, q, scales, stream);
+  }
+}
+
+// Threads per row: 256 unless VIRNUC_FP8_QUANT_THREADS says 128 or 512 (for measurements).
+int quant_threads() {
+  const char* v = std::getenv("VIRNUC_FP8_QUANT_THREADS");
+  const int t = v ? std::atoi(v) : 256;
+  return t == 128 || t == 512 ? t : 256;
 }
 
 __global__ void dequant_kernel(const float* __restrict__ acc, int64_t m, int64_t n, const float* __restrict__ xs,
@@ -235,17 +261,10 @@ cudaError_t quantize_rows_fp8(const __half* in, int64_t rows, int cols, bool gel
                               cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (cols % 8 != 0 || cols > kMaxFp8RowQuant || rows > INT32_MAX) return cudaErrorInvalidValue;
-  const int v = (cols / 8 + kQThreads - 1) / kQThreads;
-  switch (v) {
-    case 0:
-    case 1: return launch_q<1>(in, rows, cols, gelu, q, scales, stream);
-    case 2: return launch_q<2>(in, rows, cols, gelu, q, scales, stream);
-    case 3: return launch_q<3>(in, rows, cols, gelu, q, scales, stream);
-    case 4: return launch_q<4>(in, rows, cols, gelu, q, scales, stream);
-    case 5: return launch_q<5>(in, rows, cols, gelu, q, scales, stream);
-    case 6: return launch_q<6>(in, rows, cols, gelu, q, scales, stream);
-    default: return launch_q<8>(in, rows, cols, gelu, q, scales, stream);
-  }
+  const int t = quant_threads();
+  if (t == 128 && cols / 8 <= 128 * 16) return launch_q_any<128>(in, rows, cols, gelu, q, scales, stream);
+  if (t == 512) return launch_q_any<512>(in, rows, cols, gelu, q, scales, stream);
+  return launch_q_any<256>(in, rows, cols, gelu, q, scales, stream);
 }
 
 cudaError_t fp8_dequant_epilogue(const float* acc, int64_t m, int64_t n, const float* x_scale, const float* w_scale,
