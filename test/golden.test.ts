@@ -14,7 +14,7 @@ import { loadClassifier } from "../src/models/classifier.ts";
 import { EsmTokenizer } from "../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { Engine } from "../src/engine/engine.ts";
-import { EncoderRunner } from "../src/run/encode.ts";
+import { EncoderRunner } from "../src/engine/encode.ts";
 import { SHARED, ROOT, runCli, tempDir } from "./helpers.ts";
 
 const G = join(ROOT, "test/fixtures/golden");

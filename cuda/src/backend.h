@@ -62,6 +62,9 @@ class Engine {
   virtual vn_status poll(int64_t ticket) = 0;
   virtual int32_t bad_row(int64_t ticket) = 0;
   virtual int64_t suggest_token_budget(Model* model) = 0;
+  // vn_engine_cancel: drop work not yet started (completing its tickets with VN_ERR_CANCELLED).
+  // The C ABI already refuses new submissions; a backend without a queue needs nothing more.
+  virtual void cancel() {}
 };
 
 Engine* create_cpu_engine(int32_t n_threads);

@@ -15,7 +15,7 @@ import { EsmTokenizer } from "../tokenize/esm.ts";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
 import { UserError } from "../util/errors.ts";
 import { writeFileAtomic } from "../output/atomic.ts";
-import type { Tokenizers } from "./part.ts";
+import type { Tokenizers } from "../frames/prepare.ts";
 
 export interface ModelSpec {
   esm?: string;

@@ -3,7 +3,7 @@
  * nothing with --no-progress; per-part telemetry as JSON lines with --log-json.
  */
 import { appendFileSync, writeFileSync } from "node:fs";
-import type { PartTelemetry } from "./loop.ts";
+import type { PartTelemetry } from "./process.ts";
 
 export class Progress {
   private readonly tty = !!process.stderr.isTTY;
