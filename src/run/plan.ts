@@ -1,7 +1,7 @@
 /**
  * `predict` / `embed` options, validated once into a run plan: every later step reads the plan,
  * never the raw options. Numbers have sane ranges (a usage error, exit 2, names the option);
- * --threads and --workers beyond the machine's cores are capped with a warning.
+ * --threads beyond the machine's cores is capped with a warning (--workers beyond them only warns).
  */
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
@@ -138,7 +138,7 @@ export function planRun(
   const tokenBudget = opts.tokenBudget !== undefined ? intOption(opts.tokenBudget, "--token-budget", LIMITS.tokenBudget) : undefined;
   const shard = parseShard(opts.shard);
   let threads = opts.threads !== undefined ? intOption(opts.threads, "--threads", LIMITS.threads) : undefined;
-  let workers = opts.workers !== undefined ? intOption(opts.workers, "--workers", LIMITS.workers) : 1;
+  const workers = opts.workers !== undefined ? intOption(opts.workers, "--workers", LIMITS.workers) : 1;
 
   const device = chooseDevice(String(opts.device ?? "auto"));
   if (device.backend === "cpu" && precision === "fp8") throw usage("--precision fp8 needs the CUDA backend");
@@ -156,10 +156,7 @@ export function planRun(
     if (gpus.length > 1) slots = gpus.map((g) => ({ label: `cuda:${g}`, env: { CUDA_VISIBLE_DEVICES: String(g) } }));
     else device.device = gpus[0] ?? 0;
   } else {
-    if (workers > cores) {
-      warn(`--workers ${workers} is more than the ${cores} cores of this machine: using ${cores}`);
-      workers = cores;
-    }
+    if (workers > cores) warn(`--workers ${workers} is more than the ${cores} cores of this machine: each worker gets one thread, they share the cores`);
     const perProcess = Math.max(1, Math.floor(cores / workers));
     if (threads !== undefined && threads > perProcess) {
       warn(

@@ -209,7 +209,7 @@ function faultHook(path: string): void {
   const i = spec.indexOf(":");
   const code = spec.slice(0, i);
   if (!path.slice(path.lastIndexOf("/") + 1).startsWith(spec.slice(i + 1))) return;
-  const err = Object.assign(new Error(`${code}: injected failure, write '${path}'`), { code });
+  const err = Object.assign(new Error(`${code}: injected failure (VIRNUC_TEST_FAIL_WRITE), write`), { code });
   throw writeError(path, err);
 }
 
