@@ -77,7 +77,7 @@ export const LIMITS = {
   windowReads: [1, 10_000_000],
   tokenBudget: [64, 1 << 26],
   workers: [1, 1024],
-  threads: [1, 1 << 16],
+  threads: [1, 1_000_000], // then capped to the cores
   shardCount: [1, 1_000_000],
 } as const;
 
