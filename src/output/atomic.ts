@@ -74,11 +74,25 @@ export function errnoAdvice(code: string | undefined): string {
   }
 }
 
-/** The one-line error for a failed write of `path`. */
-export function writeError(path: string, err: unknown): UserError {
+/** The one-line error for a failed file operation on `path` ("write", "read", "remove", ...). */
+export function fileError(action: string, path: string, err: unknown): UserError {
   if (err instanceof UserError) return err;
   const code = (err as { code?: string } | null)?.code;
-  return new UserError(`cannot write ${path}: ${oneLine(err)}: ${errnoAdvice(code)}`);
+  return new UserError(`cannot ${action} ${path}: ${oneLine(err)}: ${errnoAdvice(code)}`);
+}
+
+/** The one-line error for a failed write of `path`. */
+export function writeError(path: string, err: unknown): UserError {
+  return fileError("write", path, err);
+}
+
+/** Runs a file operation on `path`, turning a raw errno into fileError's one line. */
+export function onFile<T>(action: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fileError(action, path, err);
+  }
 }
 
 /** A file written incrementally and published atomically by commit(). */

@@ -11,7 +11,7 @@ import { CompatWriter } from "../output/compat.ts";
 import { writeParquet } from "../output/parquet.ts";
 import { writeIpcFile, readIpc } from "../output/arrowfile.ts";
 import { writeRunJson } from "../output/runjson.ts";
-import { writeFileAtomic } from "../output/atomic.ts";
+import { onFile, writeFileAtomic } from "../output/atomic.ts";
 import { predictionsSchema, windowsSchema, sequencesSchema } from "../output/schema.ts";
 import { UserError } from "../util/errors.ts";
 import { STATE_DIR, type PartStore, type PartEntry } from "./store.ts";
@@ -77,7 +77,7 @@ export async function assembleOutputs(
   };
   // The output directory's own state: never a source's (merge reads its shards only).
   const stateDir = join(dir, STATE_DIR);
-  mkdirSync(stateDir, { recursive: true });
+  onFile("create", stateDir, () => mkdirSync(stateDir, { recursive: true }));
   const check = () => opts.stop?.check(dir);
   // A shard stops at its parts; `virnuc merge` assembles the shards.
   if (opts.shard) {

@@ -13,7 +13,7 @@ import { processParts, type PartTelemetry } from "./process.ts";
 import { assembleOutputs } from "./assemble.ts";
 import { runWorkers, type WorkerInit } from "./workers.ts";
 import { Progress } from "./progress.ts";
-import { planRun, type PredictOptions } from "./plan.ts";
+import { planRun, type PredictOptions, type RunPlan } from "./plan.ts";
 import { DirLock } from "./lock.ts";
 import { RunStopped, StopControl, trapSignals } from "./stop.ts";
 
@@ -46,7 +46,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   }
 }
 
-async function run(plan: ReturnType<typeof planRun>, control: StopControl, t0: number): Promise<void> {
+async function run(plan: RunPlan, control: StopControl, t0: number): Promise<void> {
   const { dir, command } = plan;
   const resolved = await resolveModels({ ...plan.models, chunkSize: plan.chunkSize, needClassifier: plan.classify });
   control.check(dir);

@@ -5,8 +5,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError } from "../util/errors.ts";
-import { writeError } from "../output/atomic.ts";
+import { UserError, oneLine } from "../util/errors.ts";
+import { onFile, writeError } from "../output/atomic.ts";
 import { PartStore, STATE_DIR, FINAL_OUTPUTS, type RunState } from "./store.ts";
 import { assembleOutputs, type CompletionInfo } from "./assemble.ts";
 import { DirLock } from "./lock.ts";
@@ -23,7 +23,13 @@ export async function mergeCommand(dirs: string[], opts: { output?: string }): P
     if (!state) throw new UserError(`${d} is not a virnuc run directory (no ${STATE_DIR}/state.json)`);
     const donePath = join(store.stateDir, "complete.json");
     if (!existsSync(donePath)) throw new UserError(`${d}: the run has not finished (no ${STATE_DIR}/complete.json): finish it with --resume first`);
-    stores.push({ store, state, done: JSON.parse(readFileSync(donePath, "utf8")) as CompletionInfo });
+    let done: CompletionInfo;
+    try {
+      done = JSON.parse(readFileSync(donePath, "utf8")) as CompletionInfo;
+    } catch (err) {
+      throw new UserError(`${d}: cannot read ${STATE_DIR}/complete.json (${oneLine(err)}): finish that shard again with --resume`);
+    }
+    stores.push({ store, state, done });
   }
   const ref = stores[0];
   for (const s of stores.slice(1)) {
@@ -70,7 +76,7 @@ export async function mergeCommand(dirs: string[], opts: { output?: string }): P
   const untrap = trapSignals(control);
   const lock = DirLock.acquire(out, "merge", (m) => console.error(`virnuc: warning: ${m}`));
   try {
-    for (const f of [...FINAL_OUTPUTS, `${STATE_DIR}/complete.json`]) rmSync(join(out, f), { force: true });
+    for (const f of [...FINAL_OUTPUTS, `${STATE_DIR}/complete.json`]) onFile("remove", join(out, f), () => rmSync(join(out, f), { force: true }));
     const sources = stores.map((s, i) => ({
       store: s.store,
       parts: [...owner.entries()].filter(([, o]) => o === i).map(([k]) => k),

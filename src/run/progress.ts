@@ -3,6 +3,7 @@
  * nothing with --no-progress; per-part telemetry as JSON lines with --log-json.
  */
 import { appendFileSync, writeFileSync } from "node:fs";
+import { onFile } from "../output/atomic.ts";
 import type { PartTelemetry } from "./process.ts";
 
 export class Progress {
@@ -16,7 +17,7 @@ export class Progress {
   private drawn = false;
 
   constructor(private readonly opts: { enabled: boolean; logJson?: string; expectedReads?: number }) {
-    if (opts.logJson) writeFileSync(opts.logJson, "");
+    if (opts.logJson) onFile("write", opts.logJson, () => writeFileSync(opts.logJson!, ""));
   }
 
   start(resumedParts: number) {
@@ -33,7 +34,8 @@ export class Progress {
     this.reads += t.reads;
     this.frames += t.frames;
     this.tokens += t.esm_tokens + t.dnabert_tokens;
-    if (this.opts.logJson) appendFileSync(this.opts.logJson, JSON.stringify({ ...t, worker, time: new Date().toISOString() }) + "\n");
+    const log = this.opts.logJson;
+    if (log) onFile("write", log, () => appendFileSync(log, JSON.stringify({ ...t, worker, time: new Date().toISOString() }) + "\n"));
     if (!this.opts.enabled) return;
     const secs = (performance.now() - this.t0) / 1000;
     const rate = this.reads / Math.max(secs, 1e-9);

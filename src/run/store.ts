@@ -12,7 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { removeStaleTemps, writeError, writeFileAtomic } from "../output/atomic.ts";
+import { onFile, removeStaleTemps, writeError, writeFileAtomic } from "../output/atomic.ts";
 import { UserError } from "../util/errors.ts";
 import type { PartFile, PartHead } from "./chain.ts";
 import type { PartTelemetry } from "./process.ts";
@@ -117,17 +117,17 @@ export class PartStore {
       throw new UserError(`${this.dir} holds an earlier run: add --resume to continue it, or --force to start over`);
     }
     if (mode.force || !mode.resume) {
-      for (const f of this.finalOutputs()) rmSync(join(this.dir, f), { force: true });
-      if (!mode.resume) rmSync(this.stateDir, { recursive: true, force: true });
+      for (const f of this.finalOutputs()) onFile("remove", join(this.dir, f), () => rmSync(join(this.dir, f), { force: true }));
+      if (!mode.resume) onFile("remove", this.stateDir, () => rmSync(this.stateDir, { recursive: true, force: true }));
     }
     try {
       mkdirSync(this.partsDir, { recursive: true });
     } catch (err) {
       throw writeError(this.partsDir, err);
     }
-    removeStaleTemps(this.partsDir);
-    removeStaleTemps(this.dir);
-    rmSync(join(this.stateDir, "complete.json"), { force: true });
+    onFile("clean", this.partsDir, () => removeStaleTemps(this.partsDir));
+    onFile("clean", this.dir, () => removeStaleTemps(this.dir));
+    onFile("remove", join(this.stateDir, "complete.json"), () => rmSync(join(this.stateDir, "complete.json"), { force: true }));
     writeFileAtomic(join(this.stateDir, "state.json"), JSON.stringify(state, null, 2) + "\n");
   }
 
@@ -153,7 +153,7 @@ export class PartStore {
   listEntries(): number[] {
     if (!existsSync(this.partsDir)) return [];
     const ks: number[] = [];
-    for (const f of readdirSync(this.partsDir)) {
+    for (const f of onFile("list", this.partsDir, () => readdirSync(this.partsDir))) {
       const m = /^part-(\d{6,})\.json$/.exec(f);
       if (m) ks.push(Number(m[1]));
     }
@@ -186,7 +186,8 @@ export class PartStore {
   readPartFile(entry: PartEntry, suffix: string): Uint8Array | null {
     const f = entry.files.find((x) => x.name.endsWith(`.${suffix}`));
     if (!f) return null;
-    const data = readFileSync(join(this.partsDir, f.name));
+    const path = join(this.partsDir, f.name);
+    const data = onFile("read", path, () => readFileSync(path));
     if (data.byteLength !== f.bytes || sha256(data) !== f.sha256)
       throw new UserError(`part file ${f.name} in ${this.partsDir} changed after it was written: rerun with --resume to redo it`);
     return data;
@@ -194,7 +195,8 @@ export class PartStore {
 
   removePart(k: number) {
     const prefix = `${partName(k)}.`;
-    for (const f of readdirSync(this.partsDir)) if (f.startsWith(prefix)) rmSync(join(this.partsDir, f), { force: true });
+    for (const f of onFile("list", this.partsDir, () => readdirSync(this.partsDir)))
+      if (f.startsWith(prefix)) onFile("remove", join(this.partsDir, f), () => rmSync(join(this.partsDir, f), { force: true }));
   }
 }
 

@@ -52,6 +52,9 @@ export async function workerMain(): Promise<void> {
       process.exit(3); // the parent is gone
     }
   };
+  // Watch the parent from the start: it may die before it sends anything.
+  const parentPid = process.ppid;
+  watchParent(parentPid);
   const control = new StopControl();
   trapSignals(control);
   const queue: PartInput[] = [];
@@ -66,8 +69,8 @@ export async function workerMain(): Promise<void> {
   });
   process.on("message", (m: ToChild) => {
     if (m.type === "init") {
+      if (m.init.parentPid !== parentPid) process.exit(3); // not started by this parent
       initMsg = m.init;
-      watchParent(m.init.parentPid);
       gotInit();
     } else if (m.type === "part") {
       crashHook(m.part.index);
