@@ -55,6 +55,23 @@ describe("PartEncoder", () => {
     small.close();
   });
 
+  test("NaN/Inf in an embedding is an error naming the frame and the model", async () => {
+    const bad = new Map(dnaModel.tensors);
+    const t = bad.get("embeddings.word_embeddings.weight")!;
+    const v = new Float32Array(t.shape[0] * t.shape[1]).fill(0.01);
+    v.fill(Number.NaN, 0, v.length); // every token embeds to NaN
+    bad.set("embeddings.word_embeddings.weight", { dtype: "f32", shape: t.shape, data: new Uint8Array(v.buffer) });
+    const dna = engine.loadEncoder(dnaModel.config, bad, "fp32");
+    const esm = engine.loadEncoder(esmModel.config, esmModel.tensors, "fp32");
+    const enc = new PartEncoder(engine, {
+      esm: { handle: esm, label: "ESM-2", source: "/m/esm", budget: 4096 },
+      dnabert: { handle: dna, label: "DNABERT-S", source: "/m/dnabert-s", budget: 4096 },
+    });
+    const f = await enc.submit(part(3));
+    expect(() => enc.collect(f)).toThrow(/^DNABERT-S \(\/m\/dnabert-s\) produced NaN\/Inf for frame r[0-2]_chunk_1F1: check the model weights/);
+    enc.close();
+  });
+
   test("a cancel between batches: the next submission throws CancelledError, later ones too", async () => {
     const e = Engine.create("cpu", { threads: 1 });
     try {

@@ -92,6 +92,12 @@ export class PendingEncode {
       const again = this.runner.submit(sub, (i) => this.names(redo[i])).finish();
       for (let j = 0; j < redo.length; j++) result.set(again.subarray(j * dim, (j + 1) * dim), redo[j] * dim);
     }
+    // Whatever the backend checked: NaN/Inf in an embedding names the frame and the model.
+    for (let i = 0; i < result.length; i++)
+      if (!Number.isFinite(result[i]))
+        throw new UserError(
+          `${this.runner.label} (${this.runner.source}) produced NaN/Inf for ${this.names(Math.floor(i / dim))}: check the model weights (--precision fp32 to compare)`,
+        );
     return result;
   }
 }
