@@ -3,11 +3,22 @@
  * backend: every run either ends with byte-identical outputs to one uninterrupted run (after
  * --resume) or fails within seconds with one clear line, and no process is left behind.
  */
-import { describe, expect, test, beforeAll } from "bun:test";
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test, beforeAll } from "bun:test";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { CLI, OUTPUT_FILES, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, tempDir, tinyModels } from "./helpers.ts";
+import { CLI, OUTPUT_FILES, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, tempDir as newTempDir, tinyModels } from "./helpers.ts";
+
+const made: string[] = [];
+/** A temporary directory of this file, removed when it is done. */
+function tempDir(name: string): string {
+  const d = newTempDir(name);
+  made.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 let reads: string;
 let baseline: Record<string, Buffer>;

@@ -77,6 +77,8 @@ export async function processParts(
   };
   const it = parts[Symbol.asyncIterator]();
   const nextPrepared = async (): Promise<PreparedPart | null> => {
+    // One turn of the event loop per part, whatever the backend: signal handlers run here.
+    await new Promise<void>((r) => setImmediate(r));
     check();
     const n = await it.next();
     if (n.done) return null;
