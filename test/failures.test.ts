@@ -177,6 +177,26 @@ describe("failing workers", () => {
     expect(finalOutputs(d)).toEqual([]);
   }, 120_000);
 
+  test("one of 3 workers keeps dying: its parts are redone by the others or the run ends, within seconds, no process left", async () => {
+    const d = tempDir("dying");
+    const run = start(["predict", reads, "-o", d, ...common(), "--workers", "3"], { VIRNUC_TEST_CRASH_WORKER: "cpu-worker-1" });
+    const r = await run.end();
+    const deaths = run.lines.filter((l) => /worker cpu-worker-1 stopped \(killed by SIGKILL\)/.test(l.text));
+    expect(deaths.length).toBeGreaterThan(0);
+    expect((r.at - deaths.at(-1)!.at) / 1000).toBeLessThan(10);
+    expect(await noneLeft(run.tag, 2000)).toEqual([]);
+    if (r.code === 0) {
+      // The other workers redid its parts: the outputs are those of one uninterrupted run.
+      expect(outputsOf(d)).toEqual(baseline);
+    } else {
+      // Its restarts ran out (or a part it held was lost three times) before the others finished.
+      expect(r.code).toBe(1);
+      const errors = r.stderr.split("\n").filter((l) => l.startsWith("virnuc: error"));
+      expect(errors).toEqual([expect.stringMatching(/worker cpu-worker-1 failed 4 times \(last: killed by SIGKILL\)|took a worker down 3 times/)]);
+      expect(finalOutputs(d)).toEqual([]);
+    }
+  }, 120_000);
+
   test("disk full while writing a part (3 workers): one line naming the file, finished parts intact, --resume gives identical outputs", async () => {
     const d = tempDir("enospc");
     const run = start(["predict", reads, "-o", d, ...common(), "--workers", "3"], { VIRNUC_TEST_FAIL_WRITE: "ENOSPC:part-000004" });

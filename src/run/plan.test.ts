@@ -53,6 +53,7 @@ describe("planRun", () => {
     const w = plan({ threads: "4", workers: "2" }, 4);
     expect(w.p.threads).toBe(2);
     expect(w.p.slots.map((s) => s.label)).toEqual(["cpu-worker-0", "cpu-worker-1"]);
+    expect(w.p.slots[1].env).toEqual({ VIRNUC_WORKER: "cpu-worker-1" });
     expect(w.warnings[0]).toMatch(/for 2 workers: using 2/);
   });
 

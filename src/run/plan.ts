@@ -153,7 +153,7 @@ export function planRun(
         : String(opts.device ?? "auto").includes(":")
           ? [device.device]
           : [...Array(visible).keys()];
-    if (gpus.length > 1) slots = gpus.map((g) => ({ label: `cuda:${g}`, env: { CUDA_VISIBLE_DEVICES: String(g) } }));
+    if (gpus.length > 1) slots = gpus.map((g) => ({ label: `cuda:${g}`, env: { CUDA_VISIBLE_DEVICES: String(g), VIRNUC_WORKER: `cuda:${g}` } }));
     else device.device = gpus[0] ?? 0;
   } else {
     if (workers > cores) warn(`--workers ${workers} is more than the ${cores} cores of this machine: each worker gets one thread, they share the cores`);
@@ -166,7 +166,7 @@ export function planRun(
     }
     if (workers > 1) {
       threads ??= perProcess;
-      slots = [...Array(workers).keys()].map((i) => ({ label: `cpu-worker-${i}`, env: {} }));
+      slots = [...Array(workers).keys()].map((i) => ({ label: `cpu-worker-${i}`, env: { VIRNUC_WORKER: `cpu-worker-${i}` } }));
     }
   }
   const classify = command === "predict";

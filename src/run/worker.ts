@@ -128,9 +128,12 @@ export async function workerMain(): Promise<void> {
 
 /**
  * Test hooks. VIRNUC_TEST_CRASH_ONCE=FILE:K kills this worker (SIGKILL) when it is handed part
- * K, once (FILE marks that it happened); VIRNUC_TEST_CRASH_ALWAYS=K every time.
+ * K, once (FILE marks that it happened); VIRNUC_TEST_CRASH_ALWAYS=K every time;
+ * VIRNUC_TEST_CRASH_WORKER=LABEL kills the worker of that slot whenever it is handed a part.
  */
 function crashHook(part: number) {
+  const worker = process.env.VIRNUC_TEST_CRASH_WORKER;
+  if (worker && worker === process.env.VIRNUC_WORKER) process.kill(process.pid, "SIGKILL");
   const always = process.env.VIRNUC_TEST_CRASH_ALWAYS;
   if (always !== undefined && Number(always) === part) process.kill(process.pid, "SIGKILL");
   const spec = process.env.VIRNUC_TEST_CRASH_ONCE;

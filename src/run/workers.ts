@@ -236,6 +236,10 @@ export async function runWorkers(
         }
       }
       const why = deviceError || (child.signalCode ? `killed by ${child.signalCode}` : `exit ${child.exitCode}`);
+      if (sourceDone && requeued.length === 0) {
+        events.warn(`worker ${slot.label} stopped (${why}); every part is dealt, so it is not restarted`);
+        return;
+      }
       if (stoppedBySelf || stoppedExit(child)) {
         // Ctrl-C reaches the children too; the parent's own handler may run a moment later.
         await Bun.sleep(300);
