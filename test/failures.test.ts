@@ -197,6 +197,15 @@ describe("failing workers", () => {
     }
   }, 120_000);
 
+  test("a worker stuck while loading is not waited for: the others finish, it is killed, outputs identical", async () => {
+    const d = tempDir("stuck");
+    const run = start(["predict", reads, "-o", d, ...common(), "--workers", "2"], { VIRNUC_TEST_HANG_WORKER: "cpu-worker-1" });
+    const r = await run.end();
+    expect(r.code).toBe(0);
+    expect(await noneLeft(run.tag, 2000)).toEqual([]);
+    expect(outputsOf(d)).toEqual(baseline);
+  }, 120_000);
+
   test("disk full while writing a part (3 workers): one line naming the file, finished parts intact, --resume gives identical outputs", async () => {
     const d = tempDir("enospc");
     const run = start(["predict", reads, "-o", d, ...common(), "--workers", "3"], { VIRNUC_TEST_FAIL_WRITE: "ENOSPC:part-000004" });

@@ -156,6 +156,7 @@ export async function runWorkers(
     }
     if (n.done) {
       sourceDone = true;
+      for (const w of wakers) w(); // a child still loading may no longer be needed
       return null;
     }
     return n.value;
@@ -215,6 +216,18 @@ export async function runWorkers(
           ended = true;
           send(child, { type: "end" });
           continue;
+        }
+        if (!ready && sourceDone && requeued.length === 0) {
+          // Every part is dealt and finished or held by others: a child still loading is not
+          // needed (and may never finish loading): stop it rather than wait for it.
+          send(child, { type: "stop" });
+          child.kill("SIGTERM");
+          const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+          await child.exited;
+          clearTimeout(t);
+          live.delete(child);
+          wakers.delete(wakeAll);
+          return;
         }
         const idle = new Promise<void>((r) => (wake = r));
         if (halted() || !alive()) break;
