@@ -128,6 +128,19 @@ describe("signals", () => {
     expect(outputsOf(d)).toEqual(baseline);
   }, 120_000);
 
+  test("SIGHUP: exit 129 within seconds, no final outputs", async () => {
+    const d = tempDir("sighup");
+    const run = start(["predict", reads, "-o", d, ...common()]);
+    await waitParts(d, 1, run.proc);
+    const sent = performance.now();
+    run.proc.kill("SIGHUP");
+    const r = await run.end();
+    expect(r.code).toBe(129);
+    expect((r.at - sent) / 1000).toBeLessThan(5);
+    expect(r.stderr).toMatch(/stopped by SIGHUP/);
+    expect(finalOutputs(d)).toEqual([]);
+  }, 60_000);
+
   test("SIGTERM with --workers 3: exit 143, the workers end too; --resume gives identical outputs", async () => {
     const d = tempDir("sigterm");
     const run = start(["predict", reads, "-o", d, ...common(), "--workers", "3"]);

@@ -1,6 +1,6 @@
 // One run per output directory.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { DirLock, LOCK_NAME, pidAlive } from "./lock.ts";
@@ -55,5 +55,18 @@ describe("DirLock", () => {
     const d = dir();
     writeFileSync(join(d, LOCK_NAME), JSON.stringify({ pid: deadPid(), host: "elsewhere", started: "x", command: "predict" }));
     expect(() => DirLock.acquire(d, "predict", () => {})).toThrow(/on elsewhere.*if that run is gone, remove .*\.virnuc\.lock/);
+  });
+
+  test("an unreadable lock: refused while fresh (being written), taken over once old", () => {
+    const d = dir();
+    const path = join(d, LOCK_NAME);
+    writeFileSync(path, "");
+    expect(() => DirLock.acquire(d, "predict", () => {})).toThrow(/being written by another run/);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(path, old, old);
+    const warnings: string[] = [];
+    const lock = DirLock.acquire(d, "predict", (m) => warnings.push(m));
+    expect(warnings).toEqual([`taking over the unreadable lock ${path}`]);
+    lock.release();
   });
 });
