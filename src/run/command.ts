@@ -26,7 +26,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   const plan = planRun(inputs, opts, command, early);
   const dir = plan.dir;
   const control = new StopControl();
-  const untrap = trapSignals(control);
+  let untrap = () => {};
   let lock: DirLock | null = null;
   try {
     try {
@@ -35,7 +35,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
       throw writeError(dir, err);
     }
     lock = DirLock.acquire(dir, command, early);
-    await run(plan, control, t0);
+    await run(plan, control, t0, () => (untrap = trapSignals(control)));
   } catch (err) {
     // A stop wins over the errors it causes on its way out (cancelled work, killed workers).
     if (control.signal && !(err instanceof RunStopped)) throw new RunStopped(control.signal, dir);
@@ -46,10 +46,9 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   }
 }
 
-async function run(plan: RunPlan, control: StopControl, t0: number): Promise<void> {
+async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => void): Promise<void> {
   const { dir, command } = plan;
   const resolved = await resolveModels({ ...plan.models, chunkSize: plan.chunkSize, needClassifier: plan.classify });
-  control.check(dir);
   const progress = new Progress({ enabled: plan.progress, logJson: plan.logJson });
   const warn = (m: string) => progress.warn(m);
 
@@ -69,7 +68,10 @@ async function run(plan: RunPlan, control: StopControl, t0: number): Promise<voi
   const loadSeconds = (performance.now() - tLoad) / 1000;
 
   try {
-    control.check(dir);
+    // Until here (resolving, hashing, loading: native calls that block this thread for seconds)
+    // a signal ends the process at once: nothing has been written yet. From here on it stops the
+    // run and keeps the finished parts.
+    trap();
     const state: RunState = {
       version: 1,
       command,
