@@ -22,6 +22,8 @@ afterAll(() => {
 
 let reads: string;
 let baseline: Record<string, Buffer>;
+/** Parts slowed down (a test seam), so that a signal always lands mid-run. */
+const SLOW = { VIRNUC_TEST_PART_DELAY_MS: "300" };
 const common = () => ["--chunk-size", "300", "--window-reads", "40", "--no-progress", ...modelArgs()];
 
 beforeAll(() => {
@@ -110,7 +112,7 @@ const finalOutputs = (d: string) => OUTPUT_FILES.filter((f) => existsSync(join(d
 describe("signals", () => {
   test("Ctrl-C on a CPU run: exit 130 within seconds, no final outputs, --resume matches an uninterrupted run byte for byte", async () => {
     const d = tempDir("sigint");
-    const run = start(["predict", reads, "-o", d, ...common()]);
+    const run = start(["predict", reads, "-o", d, ...common()], SLOW);
     await waitParts(d, 1, run.proc);
     const sent = performance.now();
     run.proc.kill("SIGINT");
@@ -130,7 +132,7 @@ describe("signals", () => {
 
   test("SIGHUP: exit 129 within seconds, no final outputs", async () => {
     const d = tempDir("sighup");
-    const run = start(["predict", reads, "-o", d, ...common()]);
+    const run = start(["predict", reads, "-o", d, ...common()], SLOW);
     await waitParts(d, 1, run.proc);
     const sent = performance.now();
     run.proc.kill("SIGHUP");
@@ -143,7 +145,7 @@ describe("signals", () => {
 
   test("SIGTERM with --workers 3: exit 143, the workers end too; --resume gives identical outputs", async () => {
     const d = tempDir("sigterm");
-    const run = start(["predict", reads, "-o", d, ...common(), "--workers", "3"]);
+    const run = start(["predict", reads, "-o", d, ...common(), "--workers", "3"], SLOW);
     await waitParts(d, 1, run.proc);
     expect(tagged(run.tag).length).toBe(4); // the parent and its 3 workers
     const sent = performance.now();
@@ -161,7 +163,7 @@ describe("signals", () => {
 
   test("SIGKILL of the parent: its workers exit", async () => {
     const d = tempDir("sigkill");
-    const run = start(["predict", reads, "-o", d, ...common(), "--workers", "2"]);
+    const run = start(["predict", reads, "-o", d, ...common(), "--workers", "2"], SLOW);
     await waitParts(d, 1, run.proc);
     expect(tagged(run.tag).length).toBe(3);
     run.proc.kill("SIGKILL");
@@ -246,13 +248,19 @@ describe("failing workers", () => {
 describe("the output directory", () => {
   test("one run per directory: a second run is refused while the first holds the lock", async () => {
     const d = tempDir("locked");
-    const first = start(["predict", reads, "-o", d, ...common()]);
-    await waitParts(d, 1, first.proc);
+    // The first run holds DIR for as long as its workers are stuck loading.
+    const first = start(["predict", reads, "-o", d, ...common(), "--workers", "2"], { VIRNUC_TEST_HANG_WORKER: "cpu-worker-0,cpu-worker-1" });
+    while (first.proc.exitCode === null && !existsSync(join(d, ".virnuc", "state.json"))) await Bun.sleep(20);
     const second = runCli(["predict", reads, "-o", d, ...common(), "--force"]);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(new RegExp(`is in use by virnuc \\(pid ${first.proc.pid} on .*wait for it or choose another -o`));
+    first.proc.kill("SIGINT");
     const r = await first.end();
-    expect(r.code).toBe(0);
+    expect(r.code).toBe(130);
+    expect(await noneLeft(first.tag, 2000)).toEqual([]);
+    expect(existsSync(join(d, ".virnuc.lock"))).toBe(false);
+    const third = runCli(["predict", reads, "-o", d, ...common(), "--resume"]);
+    expect(third.code).toBe(0);
     expect(outputsOf(d)).toEqual(baseline);
   }, 120_000);
 

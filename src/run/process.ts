@@ -45,6 +45,9 @@ export interface PartSink {
   warn(msg: string): void;
 }
 
+/** Test seam: VIRNUC_TEST_PART_DELAY_MS slows every part down, so that signals land mid-run. */
+const TEST_PART_DELAY_MS = Number(process.env.VIRNUC_TEST_PART_DELAY_MS ?? 0) || 0;
+
 const LONG_PROTEIN_WARNING =
   "some proteins are longer than 1022 residues: ESM-2 was trained on at most 1022 (they are run whole and pooled over their first 1024 residues, as VirNucPro does)";
 
@@ -140,6 +143,7 @@ export async function processParts(
       const tables = partTables(classified, plan);
       const entry = store.writePart(tables.head, tables.files, t);
       sink.done(entry, t);
+      if (TEST_PART_DELAY_MS > 0) await Bun.sleep(TEST_PART_DELAY_MS);
       inflight = nextInflight;
     }
   } catch (err) {

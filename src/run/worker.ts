@@ -84,8 +84,8 @@ export async function workerMain(): Promise<void> {
   try {
     const init = initMsg as WorkerInit | null;
     if (!init || control.stopped) throw new RunStopped(control.signal ?? "SIGTERM", "the output directory");
-    // Test hook: VIRNUC_TEST_HANG_WORKER=LABEL blocks that slot's worker as a stuck device would.
-    if (process.env.VIRNUC_TEST_HANG_WORKER && process.env.VIRNUC_TEST_HANG_WORKER === process.env.VIRNUC_WORKER) Bun.sleepSync(3_600_000);
+    // Test hook: VIRNUC_TEST_HANG_WORKER=LABEL[,LABEL] blocks those slots' workers as a stuck device would.
+    if (process.env.VIRNUC_WORKER && (process.env.VIRNUC_TEST_HANG_WORKER ?? "").split(",").includes(process.env.VIRNUC_WORKER)) Bun.sleepSync(3_600_000);
     models = loadModels(
       { ...init.resolved, files: { esm: [], dnabert: [], classifier: [] } },
       { backend: init.device, device: 0 },
