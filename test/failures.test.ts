@@ -184,7 +184,8 @@ describe("failing workers", () => {
     const r = await run.end();
     expect(r.code).toBe(1);
     const errors = r.stderr.split("\n").filter((l) => l.startsWith("virnuc: error"));
-    expect(errors).toEqual([expect.stringMatching(/^virnuc: error: part 3 took a worker down 3 times .*rerun with --resume$/)]);
+    // It dies when handed part 3, holding the part before it too: either may reach 3 losses first.
+    expect(errors).toEqual([expect.stringMatching(/^virnuc: error: workers died 3 times holding part [23] \(last: cpu-worker-\d, holding parts .*3.*\); finished parts are kept: rerun with --resume$/)]);
     const lastRestart = run.lines.filter((l) => /restarting it/.test(l.text)).at(-1)!;
     expect(lastRestart).toBeDefined();
     expect((r.at - lastRestart.at) / 1000).toBeLessThan(10);
@@ -207,7 +208,7 @@ describe("failing workers", () => {
       // Its restarts ran out (or a part it held was lost three times) before the others finished.
       expect(r.code).toBe(1);
       const errors = r.stderr.split("\n").filter((l) => l.startsWith("virnuc: error"));
-      expect(errors).toEqual([expect.stringMatching(/worker cpu-worker-1 failed 4 times \(last: killed by SIGKILL\)|took a worker down 3 times/)]);
+      expect(errors).toEqual([expect.stringMatching(/worker cpu-worker-1 failed 4 times \(last: killed by SIGKILL\)|workers died 3 times holding part/)]);
       expect(finalOutputs(d)).toEqual([]);
     }
   }, 120_000);

@@ -82,7 +82,7 @@ export interface WorkerOptions {
   maxRestarts?: number;
   /** how long stopped children get before SIGKILL */
   graceMs?: number;
-  /** how often one part may take a child down with it before the run gives up */
+  /** how often children may die holding one part before the run gives up */
   maxPartLosses?: number;
 }
 
@@ -239,12 +239,18 @@ export async function runWorkers(
       if (halted()) return;
       if (outstanding.size === 0 && child.exitCode === 0) return;
       // The child died (or failed) with parts unfinished: hand them to the queue again.
+      // Which of the parts it held killed it is unknown: each counts the loss.
+      const held = [...outstanding.keys()].join(", ");
       for (const p of outstanding.values()) {
         requeued.push(p);
         const n = (losses.get(p.index) ?? 0) + 1;
         losses.set(p.index, n);
         if (n >= maxPartLosses) {
-          fail(new UserError(`part ${p.index} took a worker down ${n} times (last: ${slot.label}); finished parts are kept: rerun with --resume`));
+          fail(
+            new UserError(
+              `workers died ${n} times holding part ${p.index} (last: ${slot.label}, holding parts ${held}); finished parts are kept: rerun with --resume`,
+            ),
+          );
           return;
         }
       }
