@@ -21,7 +21,7 @@ import { loadEsm } from "../src/models/esm.ts";
 import { loadDnabert } from "../src/models/dnabert.ts";
 import { writeRandomModel } from "../src/models/random.ts";
 import { Engine } from "../src/engine/engine.ts";
-import { EncoderRunner } from "../src/run/encode.ts";
+import { EncoderRunner } from "../src/engine/encode.ts";
 import { machineInfo, median, spread, svgLinePlot, table } from "./report.ts";
 
 export interface Workload {

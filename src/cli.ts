@@ -123,7 +123,8 @@ async function main() {
   } catch (err) {
     if (verbose && err instanceof Error) console.error(err.stack);
     console.error(`virnuc: error: ${oneLine(err)}`);
-    process.exit(err instanceof UserError ? err.exitCode : 1);
+    // Exit codes (README: Failure and recovery): 1 error, 2 usage error, 130/143/129 stopped by a signal.
+    process.exit(err instanceof UserError ? err.exitCode : err instanceof Error && err.name === "CACError" ? 2 : 1);
   }
 }
 

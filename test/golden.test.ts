@@ -14,7 +14,7 @@ import { loadClassifier } from "../src/models/classifier.ts";
 import { EsmTokenizer } from "../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { Engine } from "../src/engine/engine.ts";
-import { EncoderRunner } from "../src/run/encode.ts";
+import { EncoderRunner } from "../src/engine/encode.ts";
 import { SHARED, ROOT, runCli, removeTempDirs, tempDir } from "./helpers.ts";
 
 // subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { Engine } from "../src/engine/engine.ts";
-import { EncoderRunner } from "../src/run/encode.ts";
+import { EncoderRunner } from "../src/engine/encode.ts";
 import { loadEsm } from "../src/models/esm.ts";
 import { loadDnabert } from "../src/models/dnabert.ts";
 import { EsmTokenizer } from "../src/tokenize/esm.ts";
@@ -28,7 +28,7 @@ describe("embeddings do not depend on the packing", () => {
       expect(seqs.length).toBeGreaterThan(20);
       const h = engine.loadEncoder(model.config, model.tensors, "fp32");
       const run = (budget: number, maxSeqs: number) => {
-        const r = new EncoderRunner(engine, h, budget, name, maxSeqs);
+        const r = new EncoderRunner(engine, h, budget, name, { maxSeqsPerBatch: maxSeqs });
         const p = r.submit(seqs, (i) => `seq ${i}`);
         const out = p.finish();
         r.close();

@@ -27,7 +27,7 @@ describe("predict", () => {
     const r = runCli(["predict", join(FIX, "test_with_orfs.fa"), join(FIX, "test_sequences.fa"), "-o", out, "--chunk-size", "300", "--save-embeddings", "--no-progress", ...modelArgs()]);
     expect(r.stderr).not.toContain("error");
     expect(r.code).toBe(0);
-  });
+  }, 60_000);
 
   test("writes every output file", () => {
     for (const f of ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "windows.parquet", "sequences.parquet", "embeddings.arrow", "run.json"])
@@ -100,7 +100,7 @@ describe("predict", () => {
     expect(runCli(["predict", reads, "-o", a, "--chunk-size", "300", "--no-progress", ...modelArgs()]).code).toBe(0);
     expect(runCli(["predict", reads, "-o", b, "--chunk-size", "300", "--no-progress", "--window-reads", "37", "--token-budget", "300", ...modelArgs()]).code).toBe(0);
     expect(outputsOf(b)).toEqual(outputsOf(a));
-  });
+  }, 60_000);
 
   test("gzip input gives the same outputs; --log-json writes one telemetry line per part", () => {
     const dir = tempDir("gz");
@@ -123,7 +123,7 @@ describe("predict", () => {
       expect(typeof l.device_wait_for_host_s).toBe("number");
       expect(typeof l.tokens_per_s).toBe("number");
     }
-  });
+  }, 60_000);
 
   test("embed writes the features only", () => {
     const d = tempDir("embed");
@@ -134,7 +134,7 @@ describe("predict", () => {
     const t = tableFromIPC(readFileSync(join(d, "embeddings.arrow")));
     expect(t.numRows).toBe(4);
     expect(String(t.schema.fields[1].type)).toContain("Float16");
-  });
+  }, 60_000);
 });
 
 describe("predict: bad input and options", () => {
@@ -146,7 +146,7 @@ describe("predict: bad input and options", () => {
       writeFileSync(f, "ACGT\n>r1\nACGT\n");
       return ["predict", f, "-o", tempDir("x"), "--no-progress", ...modelArgs()];
     }, /bad\.fa:1: text before the first '>'/],
-    ["bad chunk size", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--chunk-size", "0"], /--chunk-size must be a positive integer/],
+    ["bad chunk size", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--chunk-size", "0"], /--chunk-size 0: expected a whole number from 1/],
     ["bad shard", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--shard", "3/2"], /--shard 3\/2/],
     ["unknown device", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--device", "tpu"], /--device tpu/],
   ];
@@ -168,5 +168,5 @@ describe("predict: bad input and options", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--resume.*--force/);
     expect(runCli([...args, "--force"]).code).toBe(0);
-  });
+  }, 60_000);
 });

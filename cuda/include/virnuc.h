@@ -35,7 +35,7 @@ extern "C" {
 #define VN_API __attribute__((visibility("default")))
 #endif
 
-#define VN_ABI_VERSION 1
+#define VN_ABI_VERSION 2
 
 typedef enum vn_status {
   VN_OK = 0,
@@ -44,7 +44,8 @@ typedef enum vn_status {
   VN_ERR_BACKEND = 3,     /* CUDA / cuBLAS / thread failure */
   VN_ERR_UNSUPPORTED = 4, /* backend not built, precision or shape not supported */
   VN_ERR_NONFINITE = 5,   /* NaN or Inf in an output; vn_ticket_bad_row says which sequence */
-  VN_ERR_PENDING = 6      /* vn_poll: not finished yet */
+  VN_ERR_PENDING = 6,     /* vn_poll: not finished yet */
+  VN_ERR_CANCELLED = 7    /* vn_engine_cancel was called: the work was not done */
 } vn_status;
 
 typedef enum vn_backend { VN_BACKEND_CPU = 0, VN_BACKEND_CUDA = 1 } vn_backend;
@@ -133,6 +134,11 @@ VN_API void vn_engine_destroy(vn_engine* engine);
 VN_API vn_status vn_engine_describe(vn_engine* engine, char* buf, int32_t buf_len);
 /* Free and total device memory in bytes (CPU: physical memory). */
 VN_API vn_status vn_engine_memory(vn_engine* engine, int64_t* free_bytes, int64_t* total_bytes);
+/* Stops the engine's work for good (Ctrl-C): every later submit returns VN_ERR_CANCELLED; the CPU
+ * backend checks before each batch. Work a backend has already queued is either completed as
+ * usual or, where the backend implements it, completed with VN_ERR_CANCELLED without running.
+ * Thread-safe; the engine can still be destroyed as usual. */
+VN_API vn_status vn_engine_cancel(vn_engine* engine);
 
 /* Host buffers the engine can read/write without copies (pinned on CUDA). 64-byte aligned. */
 VN_API void* vn_host_alloc(vn_engine* engine, int64_t bytes);

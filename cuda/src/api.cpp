@@ -1,5 +1,6 @@
 // The C ABI (virnuc.h) over the internal backend interface (backend.h): handle checks,
 // the thread-local last error, and exceptions kept from crossing into the caller.
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -20,6 +21,7 @@ constexpr uint32_t kModelMagic = 0x564d444c;   // "VMDL"
 struct vn_engine {
   uint32_t magic = kEngineMagic;
   vn::Engine* impl = nullptr;
+  std::atomic<bool> cancelled{false};
   std::mutex models_mu;
   std::set<vn_model*> models;
 };
@@ -37,6 +39,7 @@ bool valid(const vn_model* m) { return m && m->magic == kModelMagic && m->impl &
 
 vn_status bad_engine() { return vn::fail(VN_ERR_INVALID, "invalid or destroyed engine handle"); }
 vn_status bad_model() { return vn::fail(VN_ERR_INVALID, "invalid or destroyed model handle"); }
+vn_status cancelled() { return vn::fail(VN_ERR_CANCELLED, "cancelled (vn_engine_cancel)"); }
 
 // Runs body, turning C++ exceptions into statuses so that none unwinds into the caller.
 template <typename F>
@@ -151,6 +154,15 @@ VN_API vn_status vn_engine_memory(vn_engine* engine, int64_t* free_bytes, int64_
   return guarded("vn_engine_memory", [&]() { return engine->impl->memory(free_bytes, total_bytes); });
 }
 
+VN_API vn_status vn_engine_cancel(vn_engine* engine) {
+  if (!valid(engine)) return bad_engine();
+  engine->cancelled.store(true);
+  return guarded("vn_engine_cancel", [&]() {
+    engine->impl->cancel();
+    return VN_OK;
+  });
+}
+
 VN_API void* vn_host_alloc(vn_engine* engine, int64_t bytes) {
   if (!valid(engine)) {
     bad_engine();
@@ -243,6 +255,7 @@ VN_API vn_status vn_submit_embed(vn_model* model, const int32_t* tokens, const i
   if (n_seqs < 0) return vn::fail(VN_ERR_INVALID, "vn_submit_embed: negative sequence count");
   if (n_seqs > 0 && (!tokens || !cu_seqlens || !out))
     return vn::fail(VN_ERR_INVALID, "vn_submit_embed: null tokens, cu_seqlens or out");
+  if (model->owner->cancelled.load()) return cancelled();
   return guarded("vn_submit_embed", [&]() {
     return model->owner->impl->submit_embed(model->impl, tokens, cu_seqlens, n_seqs, out, ticket);
   });
@@ -257,6 +270,7 @@ VN_API vn_status vn_submit_classify(vn_model* model, const float* features, int3
     return vn::fail(VN_ERR_INVALID, "vn_submit_classify: the model is an encoder, not a classifier");
   if (n_rows < 0) return vn::fail(VN_ERR_INVALID, "vn_submit_classify: negative row count");
   if (n_rows > 0 && (!features || !out)) return vn::fail(VN_ERR_INVALID, "vn_submit_classify: null features or out");
+  if (model->owner->cancelled.load()) return cancelled();
   return guarded("vn_submit_classify", [&]() {
     return model->owner->impl->submit_classify(model->impl, features, n_rows, out, ticket);
   });

@@ -82,6 +82,10 @@ class Engine {
   virtual vn_status poll(int64_t ticket) = 0;
   virtual int32_t bad_row(int64_t ticket) = 0;
   virtual int64_t suggest_token_budget(Model* model) = 0;
+  // vn_engine_cancel: drop work not yet started (completing its tickets with VN_ERR_CANCELLED).
+  // The C ABI already refuses new submissions; a backend without a queue (CPU) needs nothing
+  // more. The CUDA engine does not override it yet: its queued batches (at most two parts) run.
+  virtual void cancel() {}
 };
 
 // nullptr, with the error set, when VIRNUC_CPU_ISA names kernels this CPU cannot run.

@@ -17,7 +17,7 @@ import { loadDnabert } from "../../src/models/dnabert.ts";
 import { EsmTokenizer } from "../../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../../src/tokenize/bpe.ts";
 import { Engine } from "../../src/engine/engine.ts";
-import { EncoderRunner } from "../../src/run/encode.ts";
+import { EncoderRunner } from "../../src/engine/encode.ts";
 
 const { values: o } = parseArgs({
   options: {

@@ -1,44 +1,52 @@
 /**
- * Calls from classifier probabilities, as VirNucPro makes them (spec §1.5):
- * frame label = argmax (tie -> "others"); window Is_Virus = max(score_virus) >= max(score_others)
- * over the window's frames; and per input record a summary VirNucPro never had.
+ * The calling rule, as VirNucPro makes it (spec §1.5), in one place: every output file takes its
+ * calls from here (output/ only formats them).
+ * - frame: virus when P(virus) > P(others) (argmax; on a tie the first index, "others", wins);
+ * - window: Is_Virus = max(score_virus) >= max(score_others) over the window's frames;
+ * - input record (a summary VirNucPro never had): virus when any window is viral, others when
+ *   windows kept frames but none is viral, none (null) when no window kept a frame.
  */
+import type { FrameCalls, SequenceCalls, WindowCalls } from "../run/chain.ts";
 
-export interface WindowCalls {
-  nFrames: Int32Array;
-  maxOthers: Float32Array; // NaN where the window has no frame
-  maxVirus: Float32Array;
-  /** 1 virus, 0 others, -1 no frame (null in the outputs) */
-  isVirus: Int8Array;
+export type { FrameCalls, SequenceCalls, WindowCalls } from "../run/chain.ts";
+
+export function frameIsVirus(scoreOthers: number, scoreVirus: number): boolean {
+  return scoreVirus > scoreOthers;
 }
 
-export interface SequenceCalls {
-  nWindows: Int32Array;
-  nViralWindows: Int32Array;
-  maxVirus: Float32Array; // NaN where no window of the record kept a frame
-  /** 1 virus, 0 others, -1 no frame */
-  call: Int8Array;
+/** From the maxima over a window's frames (also over frames pooled by window id). */
+export function windowIsVirus(maxOthers: number, maxVirus: number): boolean {
+  return maxVirus >= maxOthers;
 }
 
 /** probs: n x 2 row-major (P(others), P(virus)). */
-export function frameIsVirus(probs: Float32Array, i: number): boolean {
-  return probs[2 * i + 1] > probs[2 * i];
+export function frameCalls(probs: Float32Array): FrameCalls {
+  const n = probs.length >> 1;
+  const scoreOthers = new Float32Array(n);
+  const scoreVirus = new Float32Array(n);
+  const isVirus = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    scoreOthers[i] = probs[2 * i];
+    scoreVirus[i] = probs[2 * i + 1];
+    isVirus[i] = frameIsVirus(scoreOthers[i], scoreVirus[i]) ? 1 : 0;
+  }
+  return { scoreOthers, scoreVirus, isVirus };
 }
 
-export function windowCalls(nWindows: number, frameWindow: Int32Array, probs: Float32Array): WindowCalls {
+export function windowCalls(nWindows: number, frameWindow: Int32Array, f: FrameCalls): WindowCalls {
   const nFrames = new Int32Array(nWindows);
   const maxOthers = new Float32Array(nWindows).fill(Number.NaN);
   const maxVirus = new Float32Array(nWindows).fill(Number.NaN);
   for (let i = 0; i < frameWindow.length; i++) {
     const w = frameWindow[i];
-    const o = probs[2 * i];
-    const v = probs[2 * i + 1];
+    const o = f.scoreOthers[i];
+    const v = f.scoreVirus[i];
     if (nFrames[w] === 0 || o > maxOthers[w]) maxOthers[w] = o;
     if (nFrames[w] === 0 || v > maxVirus[w]) maxVirus[w] = v;
     nFrames[w]++;
   }
   const isVirus = new Int8Array(nWindows);
-  for (let w = 0; w < nWindows; w++) isVirus[w] = nFrames[w] === 0 ? -1 : maxVirus[w] >= maxOthers[w] ? 1 : 0;
+  for (let w = 0; w < nWindows; w++) isVirus[w] = nFrames[w] === 0 ? -1 : windowIsVirus(maxOthers[w], maxVirus[w]) ? 1 : 0;
   return { nFrames, maxOthers, maxVirus, isVirus };
 }
 

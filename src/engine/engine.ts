@@ -40,6 +40,14 @@ export class OutOfMemoryError extends EngineError {
   }
 }
 
+/** The engine was cancelled (Ctrl-C): the work was not done. */
+export class CancelledError extends EngineError {
+  constructor(message = "cancelled") {
+    super(message, Status.CANCELLED);
+    this.name = "CancelledError";
+  }
+}
+
 export function backendAvailable(b: Backend): boolean {
   return lib().vn_backend_available(BackendCode[b]) === 1;
 }
@@ -57,6 +65,7 @@ function toPointer(p: Pointer | bigint | null): Pointer | null {
 function errorFor(status: number, message: string, row = -1): EngineError {
   if (status === Status.NONFINITE) return new NonFiniteError(row, message);
   if (status === Status.OOM) return new OutOfMemoryError(message);
+  if (status === Status.CANCELLED) return new CancelledError(message);
   return new EngineError(`libvirnuc: ${message}`, status);
 }
 
@@ -366,6 +375,19 @@ export class Engine implements ModelOwner {
     if (st !== Status.OK) throw errorFor(st, lastError());
     return { free: Number(free[0]), total: Number(total[0]) };
   }
+
+  /**
+   * Stops the engine's work for good (safe from a signal handler): later submissions throw
+   * CancelledError, queued work the backend has not started completes as cancelled.
+   */
+  cancel(): void {
+    if (!this.ptr) return;
+    this.cancelled = true;
+    lib().vn_engine_cancel(this.ptr);
+  }
+
+  /** True once cancel() was called. */
+  cancelled = false;
 
   alloc(bytes: number): HostBuffer {
     if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`alloc: bad size ${bytes}`);

@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { UserError } from "../util/errors.ts";
 
 /** Must equal VN_ABI_VERSION of the library. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export const Status = {
   OK: 0,
@@ -18,6 +18,7 @@ export const Status = {
   UNSUPPORTED: 4,
   NONFINITE: 5,
   PENDING: 6,
+  CANCELLED: 7,
 } as const;
 
 export const BackendCode = { cpu: 0, cuda: 1 } as const;
@@ -36,6 +37,7 @@ const symbols = {
   vn_engine_destroy: { args: [ptr], returns: none },
   vn_engine_describe: { args: [ptr, ptr, i32], returns: i32 },
   vn_engine_memory: { args: [ptr, ptr, ptr], returns: i32 },
+  vn_engine_cancel: { args: [ptr], returns: i32 },
   vn_host_alloc: { args: [ptr, i64], returns: ptr },
   vn_host_free: { args: [ptr, ptr], returns: none },
   vn_model_load: { args: [ptr, ptr, ptr, i32, i32, ptr], returns: i32 },

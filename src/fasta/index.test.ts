@@ -7,7 +7,7 @@ import { readFasta, type FastaRecord } from "./reader.ts";
 import { bgzfCompress } from "./bgzf.ts";
 import { INDEX_SUFFIX, buildIndex, indexCommand, formatIndex, indexPaths, loadOrBuildIndex, parseIndex, readRecordRange } from "./index.ts";
 import { readParts, type SourceSummary } from "../run/source.ts";
-import { hashRecords } from "../run/part.ts";
+import { hashRecords } from "../frames/prepare.ts";
 
 const root = mkdtempSync(join(tmpdir(), "virnuc-index-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

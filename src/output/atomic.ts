@@ -53,9 +53,46 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** What to do about a failed file operation, by errno code. */
+export function errnoAdvice(code: string | undefined): string {
+  switch (code) {
+    case "ENOSPC":
+    case "EDQUOT":
+      return "the disk is full (or over quota): free space, then run the command again (predict/embed: add --resume to keep the finished parts)";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied: make the directory writable or choose another output directory";
+    case "EROFS":
+      return "the file system is read-only: choose another output directory";
+    case "EEXIST":
+      return "a file of that name is in the way: remove it or choose another output directory";
+    case "ENOTDIR":
+    case "EISDIR":
+      return "a file and a directory are mixed up in the output path: choose another output directory";
+    default:
+      return "check free space and that the directory is writable";
+  }
+}
+
+/** The one-line error for a failed file operation on `path` ("write", "read", "remove", ...). */
+export function fileError(action: string, path: string, err: unknown): UserError {
+  if (err instanceof UserError) return err;
+  const code = (err as { code?: string } | null)?.code;
+  return new UserError(`cannot ${action} ${path}: ${oneLine(err)}: ${errnoAdvice(code)}`);
+}
+
 /** The one-line error for a failed write of `path`. */
 export function writeError(path: string, err: unknown): UserError {
-  return new UserError(`cannot write ${path}: ${oneLine(err)} (check free space and that the directory is writable)`);
+  return fileError("write", path, err);
+}
+
+/** Runs a file operation on `path`, turning a raw errno into fileError's one line. */
+export function onFile<T>(action: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw fileError(action, path, err);
+  }
 }
 
 /** A file written incrementally and published atomically by commit(). */

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { CompatWriter } from "./compat.ts";
 import { writeIpcFile } from "./arrowfile.ts";
 import { writeParquet } from "./parquet.ts";
+import { frameCalls } from "../classify/calls.ts";
 import { embeddingsBatch, encodeUtf8, predictionsBatch, predictionsSchema } from "./schema.ts";
 import { lcg } from "./testdata.ts";
 
@@ -20,7 +21,7 @@ const secs = (t0: number) => Number(((performance.now() - t0) / 1000).toFixed(3)
 
 try {
   // Inputs as the pipeline holds them per part: ids, window index per frame, typed score arrays.
-  const parts: { frameIds: string[]; windowIds: string[]; recordIds: string[]; others: Float32Array; virus: Float32Array }[] = [];
+  const parts: { frameIds: string[]; windowIds: string[]; recordIds: string[]; others: Float32Array; virus: Float32Array; calls: Uint8Array }[] = [];
   for (let s = 0; s < frames; s += PART) {
     const n = Math.min(PART, frames - s);
     const recordIds = Array.from({ length: Math.ceil(n / 2) }, (_, i) => `SRR6123456.${(s >> 1) + i}`);
@@ -28,7 +29,8 @@ try {
     const frameIds = Array.from({ length: n }, (_, i) => windowIds[i >> 1] + (i & 1 ? "R2" : "F1"));
     const virus = new Float32Array(n).map(() => rnd());
     const others = virus.map((v) => 1 - v);
-    parts.push({ frameIds, windowIds, recordIds, others, virus });
+    const calls = frameCalls(Float32Array.from(Array.from(virus).flatMap((v, i) => [others[i], v]))).isVirus;
+    parts.push({ frameIds, windowIds, recordIds, others, virus, calls });
   }
 
   let t0 = performance.now();
@@ -46,6 +48,7 @@ try {
       proteinLength: new Int32Array(n).fill(99),
       scoreOthers: p.others,
       scoreVirus: p.virus,
+      isVirus: p.calls,
     });
   });
   const buildSeconds = secs(t0);
@@ -56,7 +59,7 @@ try {
 
   t0 = performance.now();
   const compat = new CompatWriter(dir);
-  for (const p of parts) compat.addFrameColumns(p.frameIds, p.others, p.virus);
+  for (const p of parts) compat.addFrameColumns(p.frameIds, p.others, p.virus, p.calls);
   await compat.close();
   const compatSeconds = secs(t0);
 

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { frameIsVirus } from "../classify/calls.ts";
 import { CompatWriter, HIGHESTSCORE_CSV, PREDICTIONS_TXT, compareCodePoints, type FrameScore } from "./compat.ts";
 
 const REF = "../shared/fixtures/virnucpro/reference_output";
@@ -29,7 +30,7 @@ async function write(rows: FrameScore[][], spillWindows?: number): Promise<{ txt
 }
 
 function frame(frameId: string, scoreOthers: number, scoreVirus: number): FrameScore {
-  return { frameId, scoreOthers, scoreVirus };
+  return { frameId, scoreOthers, scoreVirus, isVirus: frameIsVirus(Math.fround(scoreOthers), Math.fround(scoreVirus)) };
 }
 
 describe("CompatWriter", () => {
@@ -136,7 +137,7 @@ describe("CompatWriter", () => {
   test("column input and an empty run", async () => {
     const dir = tempDir();
     const w = new CompatWriter(dir);
-    w.addFrameColumns(["x_chunk_1F1", "x_chunk_1R1"], new Float32Array([0.25, 0.125]), new Float32Array([0.75, 0.875]));
+    w.addFrameColumns(["x_chunk_1F1", "x_chunk_1R1"], new Float32Array([0.25, 0.125]), new Float32Array([0.75, 0.875]), [1, 1]);
     await w.close();
     expect(read(dir, HIGHESTSCORE_CSV)).toBe("Modified_ID\tIs_Virus\nx_chunk_1\tTrue\n");
     expect(read(dir, PREDICTIONS_TXT)).toBe(
@@ -145,6 +146,16 @@ describe("CompatWriter", () => {
     const empty = await write([]);
     expect(empty.txt).toBe("Sequence_ID\tPrediction\tscore1\tscore2\n");
     expect(empty.csv).toBe("Modified_ID\tIs_Virus\n");
+  });
+
+  test("labels are the calls given, not recomputed here", async () => {
+    const dir = tempDir();
+    const w = new CompatWriter(dir);
+    // a call that disagrees with the scores shows that the writer only formats what it is given
+    w.addFrameColumns(["x_chunk_1F1"], new Float32Array([0.75]), new Float32Array([0.25]), [1]);
+    await w.close();
+    expect(read(dir, PREDICTIONS_TXT).split("\n")[1]).toBe("x_chunk_1F1\tvirus\t0.75\t0.25");
+    expect(() => new CompatWriter(tempDir()).addFrameColumns(["a"], [0.5], [0.5], [])).toThrow(/1 ids but 1\/1 scores and 0 calls/);
   });
 
   test("abort leaves no files", () => {

@@ -10,8 +10,10 @@
  *   before `x_chunk_2`), and frames of windows with the same id (duplicate record ids) are
  *   pooled into one row. Windows without any kept frame do not appear.
  *
- * Comparing the float32 scores gives the same call as pandas comparing the re-read decimals: the
- * shortest round-trip decimals of float32 values parse to doubles in the same order.
+ * The calls come from classify/calls.ts: each frame's Prediction arrives with its scores, and a
+ * window's Is_Virus is that module's window rule applied to the pooled maxima. Comparing the
+ * float32 scores gives the same call as pandas comparing the re-read decimals: the shortest
+ * round-trip decimals of float32 values parse to doubles in the same order.
  *
  * The window table is bounded in memory: past `spillWindows` windows it is sorted and spilled to
  * a run file in the output directory, and close() merges the runs.
@@ -20,6 +22,7 @@ import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { AtomicFile, tempPathFor, writeError } from "./atomic.ts";
 import { formatFloat32 } from "./float32.ts";
+import { windowIsVirus } from "../classify/calls.ts";
 
 export { formatFloat32 } from "./float32.ts";
 
@@ -30,6 +33,7 @@ export interface FrameScore {
   frameId: string;
   scoreOthers: number; // score1 = P(others)
   scoreVirus: number; // score2 = P(virus)
+  isVirus: boolean; // the frame's call (classify/calls.ts)
 }
 
 export interface CompatWriterOptions {
@@ -106,25 +110,30 @@ export class CompatWriter {
   }
 
   addFrames(rows: readonly FrameScore[]): void {
-    for (const r of rows) this.addFrame(r.frameId, r.scoreOthers, r.scoreVirus);
+    for (const r of rows) this.addFrame(r.frameId, r.scoreOthers, r.scoreVirus, r.isVirus);
     this.flushIfLarge();
   }
 
-  /** Column form of addFrames for the pipeline's typed score arrays. */
-  addFrameColumns(frameIds: readonly string[], scoreOthers: ArrayLike<number>, scoreVirus: ArrayLike<number>): void {
-    if (scoreOthers.length !== frameIds.length || scoreVirus.length !== frameIds.length) {
-      throw new Error(`addFrameColumns: ${frameIds.length} ids but ${scoreOthers.length}/${scoreVirus.length} scores`);
+  /** Column form of addFrames for the pipeline's typed arrays (isVirus: 1 virus, 0 others). */
+  addFrameColumns(
+    frameIds: readonly string[],
+    scoreOthers: ArrayLike<number>,
+    scoreVirus: ArrayLike<number>,
+    isVirus: ArrayLike<number | boolean>,
+  ): void {
+    const n = frameIds.length;
+    if (scoreOthers.length !== n || scoreVirus.length !== n || isVirus.length !== n) {
+      throw new Error(`addFrameColumns: ${n} ids but ${scoreOthers.length}/${scoreVirus.length} scores and ${isVirus.length} calls`);
     }
-    for (let i = 0; i < frameIds.length; i++) this.addFrame(frameIds[i], scoreOthers[i], scoreVirus[i]);
+    for (let i = 0; i < n; i++) this.addFrame(frameIds[i], scoreOthers[i], scoreVirus[i], !!isVirus[i]);
     this.flushIfLarge();
   }
 
-  private addFrame(frameId: string, others: number, virus: number): void {
+  private addFrame(frameId: string, others: number, virus: number, isVirus: boolean): void {
     if (this.closed) throw new Error("CompatWriter: addFrames after close");
     const s1 = Math.fround(others);
     const s2 = Math.fround(virus);
-    // argmax with the first index winning ties, as torch.max does.
-    const label = s2 > s1 ? "virus" : "others";
+    const label = isVirus ? "virus" : "others";
     this.pending += `${frameId}\t${label}\t${formatFloat32(s1)}\t${formatFloat32(s2)}\n`;
     const windowId = frameId.slice(0, -2);
     if (windowId !== this.curId) {
@@ -235,7 +244,7 @@ export class CompatWriter {
     try {
       csv.write("Modified_ID\tIs_Virus\n");
       const out = new LineBuffer(csv);
-      const emit = (id: string, m1: number, m2: number) => out.add(`${csvCell(id)}\t${m2 >= m1 ? "True" : "False"}\n`);
+      const emit = (id: string, m1: number, m2: number) => out.add(`${csvCell(id)}\t${windowIsVirus(m1, m2) ? "True" : "False"}\n`);
       if (this.runPaths.length === 0) {
         const run = this.sortedRun();
         for (let i = 0; i < run.ids.length; i++) emit(run.ids[i], run.maxOthers[i], run.maxVirus[i]);

@@ -20,7 +20,7 @@ function column(batch: { getChild(n: string): { toArray(): unknown } | null }, n
 }
 
 describe("builders", () => {
-  test("predictions: columns, derived prediction, indexed strings", () => {
+  test("predictions: columns, the given calls as labels, indexed strings", () => {
     const windowIds = ["r1_chunk_1", "r1_chunk_2", "r\u00e9_chunk_1"];
     const b = predictionsBatch({
       frameId: ["r1_chunk_1F1", "r1_chunk_2R3", "r\u00e9_chunk_1F2"],
@@ -33,6 +33,7 @@ describe("builders", () => {
       proteinLength: new Int32Array([166, 100, 5]),
       scoreOthers: new Float32Array([0.25, 0.5, 0.9]),
       scoreVirus: new Float32Array([0.75, 0.5, 0.1]),
+      isVirus: new Uint8Array([1, 0, 0]),
     });
     expect(util.compareSchemas(b.schema, predictionsSchema)).toBe(true);
     expect(b.schema.fields.find((f) => f.name === "frame_id")!.nullable).toBe(false);
@@ -43,7 +44,7 @@ describe("builders", () => {
     expect(column(b, "window_start")).toEqual([0n, 299n, 0n]);
     expect(column(b, "window_end")).toEqual([500n, 600n, 2n ** 40n]);
     expect(column(b, "frame")).toEqual(["F1", "R3", "F2"]);
-    expect(column(b, "prediction")).toEqual(["virus", "others", "others"]); // tie -> others
+    expect(column(b, "prediction")).toEqual(["virus", "others", "others"]);
     expect(column(b, "score_virus")).toEqual([0.75, 0.5, Math.fround(0.1)]);
     // frame codes give the same column as names
     const b2 = predictionsBatch({
@@ -57,6 +58,7 @@ describe("builders", () => {
       proteinLength: new Int32Array([1, 1]),
       scoreOthers: new Float32Array([0, 0]),
       scoreVirus: new Float32Array([1, 1]),
+      isVirus: new Uint8Array([1, 1]),
     });
     expect(column(b2, "frame")).toEqual(["R3", "R1"]);
   });
@@ -73,13 +75,15 @@ describe("builders", () => {
       proteinLength: new Int32Array([1]),
       scoreOthers: new Float32Array([0.5]),
       scoreVirus: new Float32Array([0.5]),
+      isVirus: new Uint8Array([0]),
     };
     expect(() => predictionsBatch({ ...base, frameId: ["a", "b"] })).toThrow(/frame_id/);
     expect(() => predictionsBatch({ ...base, frame: ["X9"] })).toThrow(/frame name/);
     expect(() => predictionsBatch({ ...base, windowStart: [0.5] })).toThrow(/whole number/);
+    expect(() => predictionsBatch({ ...base, isVirus: new Uint8Array(0) })).toThrow(/prediction/);
   });
 
-  test("windows: nulls where no frame was kept, is_virus uses >=", () => {
+  test("windows: nulls where no frame was kept, is_virus as given", () => {
     const b = windowsBatch({
       windowId: ["w1", "w2", "w3", "w4"],
       sequenceId: ["s", "s", "s", "t"],
@@ -89,12 +93,15 @@ describe("builders", () => {
       nFrames: new Int32Array([2, 0, 1, 3]),
       maxScoreOthers: new Float32Array([0.6, NaN, 0.5, 0.9]),
       maxScoreVirus: new Float32Array([0.4, NaN, 0.5, 0.95]),
+      isVirus: new Int8Array([0, -1, 1, 1]),
     });
     expect(util.compareSchemas(b.schema, windowsSchema)).toBe(true);
     expect(column(b, "is_virus")).toEqual([false, null, true, true]);
     expect(column(b, "max_score_others")).toEqual([Math.fround(0.6), null, 0.5, Math.fround(0.9)]);
     expect(column(b, "max_score_virus")).toEqual([Math.fround(0.4), null, 0.5, Math.fround(0.95)]);
     expect(b.getChild("is_virus")!.nullCount).toBe(1);
+    const bad = { windowId: ["w"], sequenceId: ["s"], windowIndex: new Int32Array([1]), windowStart: [0], windowEnd: [1], maxScoreOthers: new Float32Array([0.5]), maxScoreVirus: new Float32Array([0.5]) };
+    expect(() => windowsBatch({ ...bad, nFrames: new Int32Array([0]), isVirus: new Int8Array([1]) })).toThrow(/is_virus 1 at row 0 with 0 frames/);
   });
 
   test("sequences: call is virus / others / null", () => {
@@ -104,6 +111,7 @@ describe("builders", () => {
       nWindows: new Int32Array([2, 1, 1]),
       nViralWindows: new Int32Array([1, 0, 0]),
       maxScoreVirus: new Float32Array([0.9, 0.1, NaN]),
+      call: new Int8Array([1, 0, -1]),
     });
     expect(column(b, "call")).toEqual(["virus", "others", null]);
     expect(column(b, "max_score_virus")).toEqual([Math.fround(0.9), Math.fround(0.1), null]);

@@ -5,13 +5,9 @@
  * UTF-8 encoded once into one buffer, numbers are used in place or converted in one pass, and
  * embedding matrices become FixedSizeList vectors over the caller's Float32Array, without a copy.
  *
- * Derived columns are computed here, so every output file applies the same rule:
- * - predictions.prediction: "virus" when score_virus > score_others, else "others" (argmax,
- *   first index on a tie).
- * - windows.is_virus: max_score_virus >= max_score_others; null (with both maxima) when the
- *   window kept no frame.
- * - sequences.call: "virus" when any window is viral, "others" when windows have frames but none
- *   is viral, null when no window of the record kept a frame (then max_score_virus is null too).
+ * The calls (predictions.prediction, windows.is_virus, sequences.call) come in as columns made
+ * by classify/calls.ts, the one owner of the calling rule; here they are only formatted
+ * (null where a window or record kept no frame).
  */
 import {
   Bool,
@@ -267,6 +263,8 @@ export interface PredictionColumns {
   proteinLength: Int32Array;
   scoreOthers: Float32Array;
   scoreVirus: Float32Array;
+  /** the frame's call: 1 virus, 0 others */
+  isVirus: Uint8Array;
 }
 
 const FRAME_CODE = new Map<string, number>(FRAME_NAMES.map((f, i) => [f, i]));
@@ -288,8 +286,9 @@ function frameCodes(frame: Uint8Array | readonly string[]): Uint8Array {
 export function predictionsBatch(c: PredictionColumns): RecordBatch {
   const n = c.scoreVirus.length;
   checkLength("score_others", c.scoreOthers.length, n);
-  const label = new Uint8Array(n);
-  for (let i = 0; i < n; i++) label[i] = c.scoreVirus[i] > c.scoreOthers[i] ? 1 : 0;
+  checkLength("prediction", c.isVirus.length, n);
+  const label = c.isVirus;
+  for (let i = 0; i < n; i++) if (label[i] > 1) throw new Error(`prediction code ${label[i]} at row ${i}`);
   return batchOf(predictionsSchema, n, [
     utf8Data(toUtf8(c.frameId)),
     utf8Data(toUtf8(c.windowId)),
@@ -315,17 +314,20 @@ export interface WindowColumns {
   /** read only where nFrames > 0 */
   maxScoreOthers: Float32Array;
   maxScoreVirus: Float32Array;
+  /** the window's call: 1 virus, 0 others, -1 no frame (null) */
+  isVirus: Int8Array;
 }
 
 export function windowsBatch(c: WindowColumns): RecordBatch {
   const n = c.nFrames.length;
   checkLength("max_score_others", c.maxScoreOthers.length, n);
   checkLength("max_score_virus", c.maxScoreVirus.length, n);
+  checkLength("is_virus", c.isVirus.length, n);
+  for (let i = 0; i < n; i++)
+    if ((c.isVirus[i] < 0) !== (c.nFrames[i] === 0)) throw new Error(`is_virus ${c.isVirus[i]} at row ${i} with ${c.nFrames[i]} frames`);
   const { bitmap, nullCount } = validity(n, (i) => c.nFrames[i] > 0);
   const isVirus = new Uint8Array((n + 7) >> 3);
-  for (let i = 0; i < n; i++) {
-    if (c.nFrames[i] > 0 && c.maxScoreVirus[i] >= c.maxScoreOthers[i]) isVirus[i >> 3] |= 1 << (i & 7);
-  }
+  for (let i = 0; i < n; i++) if (c.isVirus[i] === 1) isVirus[i >> 3] |= 1 << (i & 7);
   return batchOf(windowsSchema, n, [
     utf8Data(toUtf8(c.windowId)),
     utf8Data(toUtf8(c.sequenceId)),
@@ -346,15 +348,17 @@ export interface SequenceColumns {
   nViralWindows: Int32Array;
   /** NaN where no window of the record kept a frame */
   maxScoreVirus: Float32Array;
+  /** the record's call: 1 virus, 0 others, -1 no window kept a frame (null) */
+  call: Int8Array;
 }
 
 export function sequencesBatch(c: SequenceColumns): RecordBatch {
   const n = c.nWindows.length;
   checkLength("n_viral_windows", c.nViralWindows.length, n);
   checkLength("max_score_virus", c.maxScoreVirus.length, n);
-  const { bitmap, nullCount } = validity(n, (i) => !Number.isNaN(c.maxScoreVirus[i]));
-  const call = new Int8Array(n);
-  for (let i = 0; i < n; i++) call[i] = Number.isNaN(c.maxScoreVirus[i]) ? -1 : c.nViralWindows[i] > 0 ? 1 : 0;
+  checkLength("call", c.call.length, n);
+  const { bitmap, nullCount } = validity(n, (i) => c.call[i] >= 0);
+  const call = c.call;
   return batchOf(sequencesSchema, n, [
     utf8Data(toUtf8(c.sequenceId)),
     int64Data(c.length),

@@ -1,5 +1,6 @@
 /** Small deterministic result tables for the output tests. */
 import type { RecordBatch } from "apache-arrow";
+import { frameCalls, sequenceCalls, windowCalls } from "../classify/calls.ts";
 import { FRAME_NAMES, predictionsBatch, sequencesBatch, windowsBatch } from "./schema.ts";
 
 /** Reproducible pseudo-random numbers in [0, 1). */
@@ -55,8 +56,8 @@ export function sampleRun(records: number, seed = 1): SampleRun {
   }
   const frameWindow = Int32Array.from(f.win);
   const windowRecord = Int32Array.from(w.rec);
-  const scoreOthers = Float32Array.from(f.o);
-  const scoreVirus = Float32Array.from(f.v);
+  const frames = frameCalls(Float32Array.from(f.o.flatMap((o, i) => [o, f.v[i]])));
+  const { scoreOthers, scoreVirus } = frames;
   const predictions = predictionsBatch({
     frameId: f.id,
     windowId: { values: w.id, index: frameWindow },
@@ -68,43 +69,28 @@ export function sampleRun(records: number, seed = 1): SampleRun {
     proteinLength: Int32Array.from(f.plen),
     scoreOthers,
     scoreVirus,
+    isVirus: frames.isVirus,
   });
-  const nW = w.id.length;
-  const nFrames = new Int32Array(nW);
-  const maxO = new Float32Array(nW).fill(NaN);
-  const maxV = new Float32Array(nW).fill(NaN);
-  for (let i = 0; i < f.id.length; i++) {
-    const x = frameWindow[i];
-    if (nFrames[x] === 0 || scoreOthers[i] > maxO[x]) maxO[x] = scoreOthers[i];
-    if (nFrames[x] === 0 || scoreVirus[i] > maxV[x]) maxV[x] = scoreVirus[i];
-    nFrames[x]++;
-  }
+  const wc = windowCalls(w.id.length, frameWindow, frames);
   const windows = windowsBatch({
     windowId: w.id,
     sequenceId: { values: seqIds, index: windowRecord },
     windowIndex: Int32Array.from(w.k),
     windowStart: w.start,
     windowEnd: w.end,
-    nFrames,
-    maxScoreOthers: maxO,
-    maxScoreVirus: maxV,
+    nFrames: wc.nFrames,
+    maxScoreOthers: wc.maxOthers,
+    maxScoreVirus: wc.maxVirus,
+    isVirus: wc.isVirus,
   });
-  const nWin = new Int32Array(records);
-  const nViral = new Int32Array(records);
-  const seqMax = new Float32Array(records).fill(NaN);
-  for (let x = 0; x < nW; x++) {
-    const r = windowRecord[x];
-    nWin[r]++;
-    if (nFrames[x] === 0) continue;
-    if (maxV[x] >= maxO[x]) nViral[r]++;
-    if (Number.isNaN(seqMax[r]) || maxV[x] > seqMax[r]) seqMax[r] = maxV[x];
-  }
+  const sc = sequenceCalls(records, windowRecord, wc);
   const sequences = sequencesBatch({
     sequenceId: seqIds,
     length: seqLen,
-    nWindows: nWin,
-    nViralWindows: nViral,
-    maxScoreVirus: seqMax,
+    nWindows: sc.nWindows,
+    nViralWindows: sc.nViralWindows,
+    maxScoreVirus: sc.maxVirus,
+    call: sc.call,
   });
   return { predictions, windows, sequences, frameIds: f.id, scoreOthers, scoreVirus };
 }

@@ -9,6 +9,7 @@ import type { Schema } from "apache-arrow";
 import { writeParquet } from "../output/parquet.ts";
 import { writeRunJson } from "../output/runjson.ts";
 import { lcg } from "../output/testdata.ts";
+import { frameIsVirus, windowIsVirus } from "../classify/calls.ts";
 import { predictionsBatch, predictionsSchema, sequencesBatch, sequencesSchema, windowsBatch, windowsSchema } from "../output/schema.ts";
 
 export interface SampleSpec {
@@ -103,6 +104,7 @@ export async function writeSampleDir(dir: string, spec: SampleSpec): Promise<Sam
       proteinLength: new Int32Array(fw.length).fill(100),
       scoreOthers: Float32Array.from(t.frame.o),
       scoreVirus: Float32Array.from(t.frame.v),
+      isVirus: Uint8Array.from(t.frame.v, (v, i) => (frameIsVirus(t.frame.o[i], v) ? 1 : 0)),
     }),
     predictionsSchema as Schema,
     opts,
@@ -118,6 +120,7 @@ export async function writeSampleDir(dir: string, spec: SampleSpec): Promise<Sam
       nFrames: Int32Array.from(t.win.nFrames),
       maxScoreOthers: Float32Array.from(t.win.maxO),
       maxScoreVirus: Float32Array.from(t.win.maxV),
+      isVirus: Int8Array.from(t.win.nFrames, (n, i) => (n === 0 ? -1 : windowIsVirus(t.win.maxO[i], t.win.maxV[i]) ? 1 : 0)),
     }),
     windowsSchema as Schema,
     opts,
@@ -130,6 +133,9 @@ export async function writeSampleDir(dir: string, spec: SampleSpec): Promise<Sam
       nWindows: Int32Array.from(t.seq.nWindows),
       nViralWindows: Int32Array.from(t.seq.nViral),
       maxScoreVirus: Float32Array.from(t.seq.maxV),
+      call: Int8Array.from(t.seq.nViral, (nv, r) =>
+        nv > 0 ? 1 : t.win.seqRow.some((row, w) => row === r && t.win.nFrames[w] > 0) ? 0 : -1,
+      ),
     }),
     sequencesSchema as Schema,
     opts,

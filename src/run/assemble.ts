@@ -4,16 +4,18 @@
  * present exactly once; the outputs are a pure function of the parts (so a resumed run writes
  * the same bytes as an uninterrupted one).
  */
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { CompatWriter } from "../output/compat.ts";
 import { writeParquet } from "../output/parquet.ts";
 import { writeIpcFile, readIpc } from "../output/arrowfile.ts";
 import { writeRunJson } from "../output/runjson.ts";
-import { writeFileAtomic } from "../output/atomic.ts";
+import { onFile, writeFileAtomic } from "../output/atomic.ts";
 import { predictionsSchema, windowsSchema, sequencesSchema } from "../output/schema.ts";
 import { UserError } from "../util/errors.ts";
-import type { PartStore, PartEntry } from "./store.ts";
+import { STATE_DIR, type PartStore, type PartEntry } from "./store.ts";
+import type { StopControl } from "./stop.ts";
 
 export interface CompletionInfo {
   totalParts: number;
@@ -29,6 +31,8 @@ export interface AssembleOptions {
   shard?: { index: number; count: number };
   totalParts: number;
   runInfo: () => Record<string, unknown>;
+  /** checked between files: a stop leaves the files written so far to the caller */
+  stop?: StopControl;
 }
 
 interface Located {
@@ -71,7 +75,10 @@ export async function assembleOutputs(
     windows,
     finishedAt: new Date().toISOString(),
   };
-  const stateDir = sources[0].store.stateDir;
+  // The output directory's own state: never a source's (merge reads its shards only).
+  const stateDir = join(dir, STATE_DIR);
+  onFile("create", stateDir, () => mkdirSync(stateDir, { recursive: true }));
+  const check = () => opts.stop?.check(dir);
   // A shard stops at its parts; `virnuc merge` assembles the shards.
   if (opts.shard) {
     writeFileAtomic(join(stateDir, "complete.json"), JSON.stringify(completion, null, 2) + "\n");
@@ -90,11 +97,13 @@ export async function assembleOutputs(
     return t.batches;
   };
   async function* batches(table: string, each?: (b: RecordBatch) => void): AsyncGenerator<RecordBatch> {
-    for (const l of located)
+    for (const l of located) {
+      check();
       for (const b of read(l, table)) {
         each?.(b);
         yield b;
       }
+    }
   }
 
   const files: Record<string, { bytes: number; sha256: string; rows: number }> = {};
@@ -104,10 +113,12 @@ export async function assembleOutputs(
     try {
       const d = await writeParquet(join(dir, "predictions.parquet"), batches("predictions", (b) => {
         const ids = b.getChild("frame_id")!.toArray() as unknown as string[];
+        const pred = b.getChild("prediction")!.toArray() as unknown as string[];
         compat.addFrameColumns(
           Array.from(ids),
           b.getChild("score_others")!.toArray() as Float32Array,
           b.getChild("score_virus")!.toArray() as Float32Array,
+          Array.from(pred, (x) => x === "virus"),
         );
       }), predictionsSchema as Schema);
       note("predictions.parquet", d);
@@ -116,12 +127,15 @@ export async function assembleOutputs(
       compat.abort();
       throw err;
     }
+    check();
     note("windows.parquet", await writeParquet(join(dir, "windows.parquet"), batches("windows"), windowsSchema as Schema));
+    check();
     note("sequences.parquet", await writeParquet(join(dir, "sequences.parquet"), batches("sequences"), sequencesSchema as Schema));
   }
   if (opts.keepEmbeddings) {
     note("embeddings.arrow", await writeIpcFile(join(dir, "embeddings.arrow"), batches("embeddings")));
   }
+  check();
   writeFileAtomic(join(stateDir, "complete.json"), JSON.stringify(completion, null, 2) + "\n");
   writeRunJson(dir, { ...opts.runInfo(), counts: completion, outputs: files });
 }

@@ -1,103 +1,56 @@
 /**
- * `virnuc predict` and `virnuc embed`: options -> models -> parts (in this process, or dealt
- * to one subprocess per GPU / CPU worker) -> assembled outputs.
+ * `virnuc predict` and `virnuc embed`: options -> run plan -> lock the directory -> models ->
+ * parts (processParts in this process, or dealt to one subprocess per GPU / CPU worker) ->
+ * assembled outputs. SIGINT/SIGTERM/SIGHUP stop the run (stop.ts): no final output, parts kept.
  */
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { mkdirSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { availableParallelism } from "node:os";
-import { UserError } from "../util/errors.ts";
-import { chooseDevice, loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
-import { PartStore, type RunState, type PartEntry } from "./store.ts";
+import { writeError } from "../output/atomic.ts";
+import { loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
+import { PartStore, FINAL_OUTPUTS, type RunState, type PartEntry } from "./store.ts";
 import { readParts, inShard, type SourceSummary } from "./source.ts";
-import { computeLoop, type PartTelemetry } from "./loop.ts";
-import { partEntryOf, partFiles } from "./tables.ts";
+import { processParts, type PartTelemetry } from "./process.ts";
 import { assembleOutputs } from "./assemble.ts";
-import { runWorkers, type WorkerInit, type WorkerSlot } from "./workers.ts";
+import { runWorkers, type WorkerInit } from "./workers.ts";
 import { Progress } from "./progress.ts";
-import { cudaDeviceCount } from "../engine/engine.ts";
+import { planRun, type PredictOptions, type RunPlan } from "./plan.ts";
+import { DirLock } from "./lock.ts";
+import { RunStopped, StopControl, trapSignals } from "./stop.ts";
 import pkg from "../../package.json" with { type: "json" };
 
-export interface PredictOptions {
-  output?: string;
-  chunkSize?: number | string;
-  esm?: string;
-  dnabert?: string;
-  tokenizer?: string;
-  classifier?: string;
-  device?: string;
-  gpus?: string | number;
-  workers?: string | number;
-  precision?: string;
-  tokenBudget?: string | number;
-  windowReads?: string | number;
-  shard?: string;
-  resume?: boolean;
-  force?: boolean;
-  saveEmbeddings?: boolean;
-  embeddingsDtype?: string;
-  progress?: boolean;
-  logJson?: string;
-  threads?: string | number;
-  report?: boolean;
-}
-
-function positiveInt(v: unknown, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new UserError(`${flag} must be a positive integer (got ${String(v)})`);
-  return n;
-}
-
-export function parseShard(s: string | undefined): { index: number; count: number } | undefined {
-  if (s === undefined) return undefined;
-  const m = /^(\d+)\/(\d+)$/.exec(String(s));
-  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2]))
-    throw new UserError(`--shard ${s}: expected i/N with 0 <= i < N, e.g. 0/4`);
-  return { index: Number(m[1]), count: Number(m[2]) };
-}
+export type { PredictOptions } from "./plan.ts";
+export { parseShard } from "./plan.ts";
 
 export async function predictCommand(inputs: string[], opts: PredictOptions, command: "predict" | "embed"): Promise<void> {
   const t0 = performance.now();
-  if (!opts.output) throw new UserError(`${command}: -o DIR is required`);
-  if (!inputs?.length) throw new UserError(`${command}: give at least one FASTA file`);
-  for (const f of inputs) {
-    if (!existsSync(f)) throw new UserError(`input ${f} does not exist`);
-    if (statSync(f).isDirectory()) throw new UserError(`input ${f} is a directory, expected a FASTA file`);
+  const early = (m: string) => console.error(`virnuc: warning: ${m}`);
+  const plan = planRun(inputs, opts, command, early);
+  const dir = plan.dir;
+  const control = new StopControl();
+  let untrap = () => {};
+  let lock: DirLock | null = null;
+  try {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      throw writeError(dir, err);
+    }
+    lock = DirLock.acquire(dir, command, early);
+    await run(plan, control, t0, () => (untrap = trapSignals(control)));
+  } catch (err) {
+    // A stop wins over the errors it causes on its way out (cancelled work, killed workers).
+    if (control.signal && !(err instanceof RunStopped)) throw new RunStopped(control.signal, dir);
+    throw err;
+  } finally {
+    untrap();
+    lock?.release();
   }
-  const chunkSize = positiveInt(opts.chunkSize ?? 500, "--chunk-size");
-  const windowReads = positiveInt(opts.windowReads ?? 20000, "--window-reads");
-  const precision = String(opts.precision ?? "fp16");
-  if (!["fp16", "fp32", "fp8"].includes(precision)) throw new UserError(`--precision ${precision}: expected fp16, fp32 or fp8`);
-  const embeddingsDtype = String(opts.embeddingsDtype ?? "float32");
-  if (!["float32", "float16"].includes(embeddingsDtype))
-    throw new UserError(`--embeddings-dtype ${embeddingsDtype}: expected float32 or float16`);
-  const tokenBudget = opts.tokenBudget !== undefined ? positiveInt(opts.tokenBudget, "--token-budget") : undefined;
-  const shard = parseShard(opts.shard);
-  const dir = resolve(opts.output);
-  const classify = command === "predict";
-  const keepEmbeddings = command === "embed" || !!opts.saveEmbeddings;
-  const showProgress = opts.progress !== false;
+}
 
-  // Devices: one process, or one subprocess per GPU / CPU worker.
-  const device = chooseDevice(String(opts.device ?? "auto"));
-  let slots: WorkerSlot[] = [];
-  if (device.backend === "cuda") {
-    const gpus =
-      opts.gpus !== undefined
-        ? String(opts.gpus).split(",").map((g) => positiveIntOrZero(g, "--gpus"))
-        : String(opts.device ?? "auto").includes(":")
-          ? [device.device]
-          : [...Array(cudaDeviceCount()).keys()];
-    if (gpus.length > 1) slots = gpus.map((g) => ({ label: `cuda:${g}`, env: { CUDA_VISIBLE_DEVICES: String(g) } }));
-    else device.device = gpus[0] ?? 0;
-  } else if (opts.workers !== undefined && positiveInt(opts.workers, "--workers") > 1) {
-    const n = positiveInt(opts.workers, "--workers");
-    slots = [...Array(n).keys()].map((i) => ({ label: `cpu-worker-${i}`, env: {} }));
-  }
-  if (opts.gpus !== undefined && device.backend !== "cuda") throw new UserError("--gpus needs the CUDA backend (--device auto|cuda)");
-
-  const resolved = await resolveModels({ esm: opts.esm, dnabert: opts.dnabert, tokenizer: opts.tokenizer, classifier: opts.classifier, chunkSize, needClassifier: classify });
-  mkdirSync(dir, { recursive: true });
-  const progress = new Progress({ enabled: showProgress, logJson: opts.logJson });
+async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => void): Promise<void> {
+  const { dir, command } = plan;
+  const resolved = await resolveModels({ ...plan.models, chunkSize: plan.chunkSize, needClassifier: plan.classify });
+  const progress = new Progress({ enabled: plan.progress, logJson: plan.logJson });
   const warn = (m: string) => progress.warn(m);
 
   // Load in this process (also when workers are used: it fingerprints the files and checks
@@ -106,9 +59,8 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   let description = "";
   let loadTimings: Record<string, number> = {};
   const tLoad = performance.now();
-  const threads = opts.threads !== undefined ? positiveInt(opts.threads, "--threads") : undefined;
-  if (slots.length === 0) {
-    models = loadModels(resolved, device, precision as "fp16", { threads });
+  if (plan.slots.length === 0) {
+    models = loadModels(resolved, plan.device, plan.precision, { threads: plan.threads });
     description = models.description;
     loadTimings = models.timings;
   } else {
@@ -116,121 +68,125 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   }
   const loadSeconds = (performance.now() - tLoad) / 1000;
 
-  const state: RunState = {
-    version: 1,
-    command,
-    inputs: inputs.map((p) => ({ path: resolve(p), bytes: statSync(p).size })),
-    chunkSize,
-    windowReads,
-    precision: device.backend === "cpu" ? "fp32" : precision,
-    saveEmbeddings: keepEmbeddings,
-    embeddingsDtype,
-    models: {
-      esm: resolved.files.esm.map((f) => ({ path: f.path, sha256: f.sha256 })),
-      dnabert: resolved.files.dnabert.map((f) => ({ path: f.path, sha256: f.sha256 })),
-      classifier: resolved.files.classifier.map((f) => ({ path: f.path, sha256: f.sha256 })),
-    },
-    shard,
-  };
-  const store = new PartStore(dir);
-  store.open(state, { resume: !!opts.resume, force: !!opts.force });
-  // Ctrl-C: finished parts are already on disk; say how to continue.
-  process.once("SIGINT", () => {
-    console.error(`\nvirnuc: interrupted; finished parts are kept in ${dir}: rerun the same command with --resume to continue`);
-    process.exit(130);
-  });
+  try {
+    // Until here (resolving, hashing, loading: native calls that block this thread for seconds)
+    // a signal ends the process at once: nothing has been written yet. From here on it stops the
+    // run and keeps the finished parts.
+    trap();
+    const state: RunState = {
+      version: 1,
+      command,
+      inputs: plan.inputs.map((p) => ({ path: resolve(p), bytes: statSync(p).size })),
+      chunkSize: plan.chunkSize,
+      windowReads: plan.windowReads,
+      precision: plan.precision,
+      saveEmbeddings: plan.keepEmbeddings,
+      embeddingsDtype: plan.embeddingsDtype,
+      models: {
+        esm: resolved.files.esm.map((f) => ({ path: f.path, sha256: f.sha256 })),
+        dnabert: resolved.files.dnabert.map((f) => ({ path: f.path, sha256: f.sha256 })),
+        classifier: resolved.files.classifier.map((f) => ({ path: f.path, sha256: f.sha256 })),
+      },
+      shard: plan.shard,
+    };
+    const store = new PartStore(dir);
+    store.open(state, { resume: plan.resume, force: plan.force });
 
-  // Resume: finished parts that validate are skipped; the rest are redone.
-  const done = new Map<number, PartEntry>();
-  if (opts.resume) {
-    for (const k of store.listEntries()) {
-      const e = store.validPart(k);
-      if (e) done.set(k, e);
-      else {
-        warn(`part ${k} is incomplete or corrupt: redoing it`);
-        store.removePart(k);
+    // Resume: finished parts that validate are skipped; the rest are redone.
+    const done = new Map<number, PartEntry>();
+    if (plan.resume) {
+      for (const k of store.listEntries()) {
+        const e = store.validPart(k);
+        if (e) done.set(k, e);
+        else {
+          warn(`part ${k} is incomplete or corrupt: redoing it`);
+          store.removePart(k);
+        }
       }
     }
-  }
-  const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
-  const parts = readParts({ inputs, windowReads, shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") }, summary);
-  const telemetry: PartTelemetry[] = [];
-  for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);
-  progress.start(done.size);
-  const onPart = (entry: PartEntry, t: PartTelemetry, worker?: string) => {
-    telemetry.push(t);
-    progress.part(t, worker);
-  };
-
-  const t1 = performance.now();
-  if (models) {
-    const budgets = {
-      esm: tokenBudget ?? models.esm.suggestTokenBudget(),
-      dnabert: tokenBudget ?? models.dnabert.suggestTokenBudget(),
+    const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
+    const parts = readParts({ inputs: plan.inputs, windowReads: plan.windowReads, shard: plan.shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") }, summary);
+    const telemetry: PartTelemetry[] = [];
+    for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);
+    progress.start(done.size);
+    const onPart = (_entry: PartEntry, t: PartTelemetry, worker?: string) => {
+      telemetry.push(t);
+      progress.part(t, worker);
     };
-    let warnedLong = false;
-    try {
-      await computeLoop(parts, models, { chunkSize, classify, keepEmbeddings, budgets }, (r, t) => {
-        if (r.prepared.longProteins > 0 && !warnedLong) {
-          warnedLong = true;
-          warn("some proteins are longer than 1022 residues: ESM-2 was trained on at most 1022 (they are run whole and pooled over their first 1024 residues, as VirNucPro does)");
-        }
-        const entry = store.writePart({ ...partEntryOf(r), telemetry: t }, partFiles(r, { embeddingsDtype: embeddingsDtype as "float32", classify }));
-        onPart(entry, t);
-      });
-    } finally {
-      models.close();
+
+    const t1 = performance.now();
+    if (models) {
+      await processParts(plan, models, parts, { done: onPart, warn }, control);
+    } else {
+      const init: WorkerInit = {
+        plan: {
+          dir,
+          chunkSize: plan.chunkSize,
+          classify: plan.classify,
+          keepEmbeddings: plan.keepEmbeddings,
+          embeddingsDtype: plan.embeddingsDtype,
+          tokenBudget: plan.tokenBudget,
+        },
+        resolved: { esm: resolved.esm, dnabert: resolved.dnabert, tokenizer: resolved.tokenizer, classifier: resolved.classifier },
+        device: plan.device.backend,
+        precision: plan.precision,
+        threads: plan.device.backend === "cpu" ? plan.threads : undefined,
+        parentPid: process.pid,
+      };
+      const warned = new Set<string>();
+      const descs = await runWorkers(plan.slots, init, parts, {
+        done: onPart,
+        warn: (m) => {
+          if (!warned.has(m)) warned.add(m), warn(m);
+        },
+      }, control);
+      description = descs.join("; ");
     }
-  } else {
-    const init: WorkerInit = {
-      dir,
-      resolved: { esm: resolved.esm, dnabert: resolved.dnabert, tokenizer: resolved.tokenizer, classifier: resolved.classifier },
-      device: device.backend,
-      precision: precision as "fp16",
-      threads: device.backend === "cpu" ? threads ?? Math.max(1, Math.floor(availableParallelism() / slots.length)) : undefined,
-      chunkSize,
-      classify,
-      keepEmbeddings,
-      embeddingsDtype: embeddingsDtype as "float32",
-      tokenBudget,
-    };
-    const descs = await runWorkers(slots, init, parts, onPart, warn);
-    description = descs.join("; ");
-  }
-  const computeSeconds = (performance.now() - t1) / 1000;
-  progress.finish();
+    const computeSeconds = (performance.now() - t1) / 1000;
+    progress.finish();
+    control.check(dir);
 
-  // Assemble the final files (a shard stops at its parts: `virnuc merge` assembles shards).
-  const expected = [...Array(summary.totalParts).keys()].filter((k) => inShard(k, shard));
-  const runInfo = {
-    command,
-    device: description || device.backend,
-    precision: state.precision,
-    chunkSize,
-    windowReads,
-    inputs: state.inputs,
-    models: resolved,
-    totalRecords: summary.totalRecords,
-    totalParts: summary.totalParts,
-    resumedParts: summary.skipped,
-    computeSeconds,
-    modelLoadSeconds: loadSeconds,
-    modelLoad: loadTimings,
-    wallSeconds: 0,
-    summary: summarize(telemetry, computeSeconds),
-    telemetry,
-    shard,
-    version: pkg.version,
-    warnings: progress.warnings,
-  };
-  await assembleOutputs(dir, [{ store, parts: expected }], {
-    classify,
-    keepEmbeddings,
-    shard,
-    totalParts: summary.totalParts,
-    runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),
-  });
-  if (command === "predict" && !shard && opts.report !== false) await (await import("../report/report.ts")).writeReport(dir, { onError: warn });
+    // Assemble the final files (a shard stops at its parts: `virnuc merge` assembles shards).
+    const expected = [...Array(summary.totalParts).keys()].filter((k) => inShard(k, plan.shard));
+    const runInfo = {
+      command,
+      device: description || plan.device.backend,
+      precision: state.precision,
+      chunkSize: plan.chunkSize,
+      windowReads: plan.windowReads,
+      inputs: state.inputs,
+      models: resolved,
+      totalRecords: summary.totalRecords,
+      totalParts: summary.totalParts,
+      resumedParts: summary.skipped,
+      computeSeconds,
+      modelLoadSeconds: loadSeconds,
+      modelLoad: loadTimings,
+      wallSeconds: 0,
+      summary: summarize(telemetry, computeSeconds),
+      telemetry,
+      shard: plan.shard,
+      version: pkg.version,
+      warnings: progress.warnings,
+    };
+    try {
+      await assembleOutputs(dir, [{ store, parts: expected }], {
+        classify: plan.classify,
+        keepEmbeddings: plan.keepEmbeddings,
+        shard: plan.shard,
+        totalParts: summary.totalParts,
+        runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),
+        stop: control,
+      });
+    } catch (err) {
+      // Stopped while assembling: no final output may stay (the parts are complete).
+      if (control.stopped) for (const f of [...FINAL_OUTPUTS, ".virnuc/complete.json"]) rmSync(join(dir, f), { force: true });
+      throw err;
+    }
+    if (command === "predict" && !plan.shard && plan.report) await (await import("../report/report.ts")).writeReport(dir, { onError: warn });
+  } finally {
+    models?.close();
+  }
 }
 
 /** Per-stage totals for run.json: tokens, throughput, packing efficiency, host/device waits. */
@@ -259,11 +215,3 @@ export function summarize(t: PartTelemetry[], computeSeconds: number) {
     hostWaitForDeviceSeconds: sum((x) => x.host_wait_for_device_s),
   };
 }
-
-function positiveIntOrZero(v: string, flag: string): number {
-  const n = Number(v.trim());
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`${flag}: '${v}' is not a GPU index`);
-  return n;
-}
-
-

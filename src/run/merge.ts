@@ -1,12 +1,16 @@
 /**
  * `virnuc merge DIR... -o OUT`: assembles the outputs of `--shard i/N` runs made on different
- * machines. Every part of the input must be present exactly once across the shards.
+ * machines. Every part of the input must be present exactly once across the shards. The shard
+ * directories are only read (they may be read-only); the output directory is locked like a run's.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError } from "../util/errors.ts";
-import { PartStore, STATE_DIR, type RunState } from "./store.ts";
+import { UserError, oneLine } from "../util/errors.ts";
+import { onFile, writeError } from "../output/atomic.ts";
+import { PartStore, STATE_DIR, FINAL_OUTPUTS, type RunState } from "./store.ts";
 import { assembleOutputs, type CompletionInfo } from "./assemble.ts";
+import { DirLock } from "./lock.ts";
+import { StopControl, trapSignals } from "./stop.ts";
 
 export async function mergeCommand(dirs: string[], opts: { output?: string }): Promise<void> {
   if (!opts.output) throw new UserError("merge: -o DIR is required");
@@ -19,7 +23,13 @@ export async function mergeCommand(dirs: string[], opts: { output?: string }): P
     if (!state) throw new UserError(`${d} is not a virnuc run directory (no ${STATE_DIR}/state.json)`);
     const donePath = join(store.stateDir, "complete.json");
     if (!existsSync(donePath)) throw new UserError(`${d}: the run has not finished (no ${STATE_DIR}/complete.json): finish it with --resume first`);
-    stores.push({ store, state, done: JSON.parse(readFileSync(donePath, "utf8")) as CompletionInfo });
+    let done: CompletionInfo;
+    try {
+      done = JSON.parse(readFileSync(donePath, "utf8")) as CompletionInfo;
+    } catch (err) {
+      throw new UserError(`${d}: cannot read ${STATE_DIR}/complete.json (${oneLine(err)}): finish that shard again with --resume`);
+    }
+    stores.push({ store, state, done });
   }
   const ref = stores[0];
   for (const s of stores.slice(1)) {
@@ -48,23 +58,49 @@ export async function mergeCommand(dirs: string[], opts: { output?: string }): P
       `${missing.length} of ${total} parts are missing (first: ${missing.slice(0, 5).join(", ")}): a shard is absent or unfinished`,
     );
   const out = resolve(opts.output);
-  mkdirSync(out, { recursive: true });
-  const sources = stores.map((s, i) => ({
-    store: s.store,
-    parts: [...owner.entries()].filter(([, o]) => o === i).map(([k]) => k),
-  }));
-  await assembleOutputs(out, sources, {
-    classify: ref.state.command === "predict",
-    keepEmbeddings: ref.state.saveEmbeddings,
-    totalParts: total,
-    runInfo: () => ({
-      command: "merge",
-      shards: stores.map((s) => ({ dir: s.store.dir, shard: s.state.shard, run: s.done })),
-      inputs: ref.state.inputs,
-      models: ref.state.models,
-      chunkSize: ref.state.chunkSize,
-      precision: ref.state.precision,
-      wallSeconds: (performance.now() - t0) / 1000,
-    }),
-  });
+  const real = (d: string) => {
+    try {
+      return realpathSync(d);
+    } catch {
+      return resolve(d);
+    }
+  };
+  for (const s of stores)
+    if (real(s.store.dir) === real(out)) throw new UserError(`merge: -o ${opts.output} is one of the shard directories: merge into a new directory`, 2);
+  try {
+    mkdirSync(out, { recursive: true });
+  } catch (err) {
+    throw writeError(out, err);
+  }
+  const control = new StopControl();
+  const untrap = trapSignals(control);
+  const lock = DirLock.acquire(out, "merge", (m) => console.error(`virnuc: warning: ${m}`));
+  try {
+    for (const f of [...FINAL_OUTPUTS, `${STATE_DIR}/complete.json`]) onFile("remove", join(out, f), () => rmSync(join(out, f), { force: true }));
+    const sources = stores.map((s, i) => ({
+      store: s.store,
+      parts: [...owner.entries()].filter(([, o]) => o === i).map(([k]) => k),
+    }));
+    await assembleOutputs(out, sources, {
+      classify: ref.state.command === "predict",
+      keepEmbeddings: ref.state.saveEmbeddings,
+      totalParts: total,
+      stop: control,
+      runInfo: () => ({
+        command: "merge",
+        shards: stores.map((s) => ({ dir: s.store.dir, shard: s.state.shard, run: s.done })),
+        inputs: ref.state.inputs,
+        models: ref.state.models,
+        chunkSize: ref.state.chunkSize,
+        precision: ref.state.precision,
+        wallSeconds: (performance.now() - t0) / 1000,
+      }),
+    });
+  } catch (err) {
+    if (control.stopped) for (const f of [...FINAL_OUTPUTS, `${STATE_DIR}/complete.json`]) rmSync(join(out, f), { force: true });
+    throw err;
+  } finally {
+    untrap();
+    lock.release();
+  }
 }

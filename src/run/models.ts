@@ -13,7 +13,7 @@ import { EsmTokenizer } from "../tokenize/esm.ts";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
 import { UserError } from "../util/errors.ts";
 import { fingerprintFile, type FileFingerprint } from "../models/hub/fingerprint.ts";
-import type { Tokenizers } from "./part.ts";
+import type { Tokenizers } from "../frames/prepare.ts";
 
 export interface ModelSpec {
   esm?: string;

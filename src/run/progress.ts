@@ -3,7 +3,8 @@
  * nothing with --no-progress; per-part telemetry as JSON lines with --log-json.
  */
 import { appendFileSync, writeFileSync } from "node:fs";
-import type { PartTelemetry } from "./loop.ts";
+import { onFile } from "../output/atomic.ts";
+import type { PartTelemetry } from "./process.ts";
 
 export class Progress {
   private readonly tty = !!process.stderr.isTTY;
@@ -18,7 +19,7 @@ export class Progress {
   readonly warnings: string[] = [];
 
   constructor(private readonly opts: { enabled: boolean; logJson?: string; expectedReads?: number }) {
-    if (opts.logJson) writeFileSync(opts.logJson, "");
+    if (opts.logJson) onFile("write", opts.logJson, () => writeFileSync(opts.logJson!, ""));
   }
 
   start(resumedParts: number) {
@@ -35,7 +36,8 @@ export class Progress {
     this.reads += t.reads;
     this.frames += t.frames;
     this.tokens += t.esm_tokens + t.dnabert_tokens;
-    if (this.opts.logJson) appendFileSync(this.opts.logJson, JSON.stringify({ ...t, worker, time: new Date().toISOString() }) + "\n");
+    const log = this.opts.logJson;
+    if (log) onFile("write", log, () => appendFileSync(log, JSON.stringify({ ...t, worker, time: new Date().toISOString() }) + "\n"));
     if (!this.opts.enabled) return;
     const secs = (performance.now() - this.t0) / 1000;
     const rate = this.reads / Math.max(secs, 1e-9);

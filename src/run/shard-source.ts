@@ -6,8 +6,8 @@
  */
 import { NotIndexable, indexDirs, indexFormat, loadOrBuildIndex, readRecordRange, type FileIndex } from "../fasta/index.ts";
 import type { FastaRecord } from "../fasta/reader.ts";
-import { hashRecords } from "./part.ts";
-import type { PartInput } from "./loop.ts";
+import { hashRecords } from "../frames/prepare.ts";
+import type { PartInput } from "./chain.ts";
 import type { SourceOptions, SourceSummary } from "./source.ts";
 import { UserError } from "../util/errors.ts";
 

@@ -3,8 +3,8 @@
  * dealing work to subprocesses, and of --shard), skipping parts that are already done.
  */
 import { readFasta, type FastaRecord } from "../fasta/reader.ts";
-import { hashRecords } from "./part.ts";
-import type { PartInput } from "./loop.ts";
+import { hashRecords } from "../frames/prepare.ts";
+import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
 import { indexedShardParts, shardIndexes } from "./shard-source.ts";

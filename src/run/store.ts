@@ -6,14 +6,16 @@
  *
  *   DIR/.virnuc/state.json          what the run is (inputs, models, options): --resume checks it
  *   DIR/.virnuc/parts/part-NNNNNN.{predictions,windows,sequences,embeddings}.arrow
- *   DIR/.virnuc/parts/part-NNNNNN.json   manifest entry: counts, input hash, file checksums
+ *   DIR/.virnuc/parts/part-NNNNNN.json   manifest entry: counts, input hash, file checksums,
+ *                                        and the entry's own checksum (a corrupt entry = redo)
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { writeFileAtomic } from "../output/atomic.ts";
+import { onFile, removeStaleTemps, writeError, writeFileAtomic } from "../output/atomic.ts";
 import { UserError } from "../util/errors.ts";
-import type { PartTelemetry } from "./loop.ts";
+import type { PartFile, PartHead } from "./chain.ts";
+import type { PartTelemetry } from "./process.ts";
 
 export const STATE_DIR = ".virnuc";
 
@@ -37,15 +39,29 @@ export interface PartFileEntry {
   sha256: string;
 }
 
-export interface PartEntry {
-  part: number;
-  firstRecord: number;
-  records: number;
-  windows: number;
-  frames: number;
-  inputHash: string;
+export interface PartEntry extends PartHead {
   files: PartFileEntry[];
   telemetry?: PartTelemetry;
+  /** sha256 of the entry's JSON without this field */
+  checksum?: string;
+}
+
+/** The files a finished run leaves in DIR (removed first by --force). */
+export const FINAL_OUTPUTS = [
+  "prediction_results.txt",
+  "prediction_results_highestscore.csv",
+  "predictions.parquet",
+  "windows.parquet",
+  "sequences.parquet",
+  "embeddings.arrow",
+  "embeddings.parquet",
+  "run.json",
+  "report.html",
+] as const;
+
+function entryChecksum(e: PartEntry): string {
+  const { checksum: _omit, ...rest } = e;
+  return sha256(new TextEncoder().encode(JSON.stringify(rest)));
 }
 
 export function partName(k: number): string {
@@ -77,7 +93,18 @@ export class PartStore {
     }
   }
 
-  /** Starts a fresh run (wiping earlier parts) or checks that --resume continues the same run. */
+  /** Final outputs of an earlier run present in DIR. */
+  finalOutputs(): string[] {
+    const out: string[] = FINAL_OUTPUTS.filter((f) => existsSync(join(this.dir, f)));
+    if (existsSync(join(this.stateDir, "complete.json"))) out.push(`${STATE_DIR}/complete.json`);
+    return out;
+  }
+
+  /**
+   * Starts a fresh run (wiping earlier parts) or checks that --resume continues the same run.
+   * --force first removes the earlier run's final outputs, so that a failed run never leaves
+   * them looking current.
+   */
   open(state: RunState, mode: { resume: boolean; force: boolean }) {
     const old = this.readState();
     if (old && mode.resume) {
@@ -86,35 +113,47 @@ export class PartStore {
         throw new UserError(
           `--resume refused: ${why} since the run in ${this.dir} started; rerun without --resume (and with --force) to start over`,
         );
-    } else if (old && !mode.force && this.listEntries().length > 0) {
-      throw new UserError(
-        `${this.dir} holds an earlier run: add --resume to continue it, or --force to start over`,
-      );
-    } else {
-      rmSync(this.stateDir, { recursive: true, force: true });
+    } else if (!mode.force && ((old && this.listEntries().length > 0) || this.finalOutputs().length > 0)) {
+      throw new UserError(`${this.dir} holds an earlier run: add --resume to continue it, or --force to start over`);
     }
-    mkdirSync(this.partsDir, { recursive: true });
+    if (mode.force || !mode.resume) {
+      for (const f of this.finalOutputs()) onFile("remove", join(this.dir, f), () => rmSync(join(this.dir, f), { force: true }));
+      if (!mode.resume) onFile("remove", this.stateDir, () => rmSync(this.stateDir, { recursive: true, force: true }));
+    }
+    try {
+      mkdirSync(this.partsDir, { recursive: true });
+    } catch (err) {
+      throw writeError(this.partsDir, err);
+    }
+    onFile("clean", this.partsDir, () => removeStaleTemps(this.partsDir));
+    onFile("clean", this.dir, () => removeStaleTemps(this.dir));
+    onFile("remove", join(this.stateDir, "complete.json"), () => rmSync(join(this.stateDir, "complete.json"), { force: true }));
     writeFileAtomic(join(this.stateDir, "state.json"), JSON.stringify(state, null, 2) + "\n");
   }
 
   /** Writes a part's files, then its manifest entry (last: the entry's presence means done). */
-  writePart(entry: Omit<PartEntry, "files">, files: { suffix: string; data: Uint8Array }[]): PartEntry {
-    const base = partName(entry.part);
+  writePart(head: PartHead, files: PartFile[], telemetry?: PartTelemetry): PartEntry {
+    const base = partName(head.part);
     const out: PartFileEntry[] = [];
     for (const f of files) {
       const name = `${base}.${f.suffix}`;
-      writeFileAtomic(join(this.partsDir, name), f.data);
+      const path = join(this.partsDir, name);
+      faultHook(path);
+      writeFileAtomic(path, f.data);
       out.push({ name, bytes: f.data.byteLength, sha256: sha256(f.data) });
     }
-    const full: PartEntry = { ...entry, files: out };
-    writeFileAtomic(join(this.partsDir, `${base}.json`), JSON.stringify(full) + "\n");
+    const full: PartEntry = { ...head, files: out, ...(telemetry ? { telemetry } : {}) };
+    full.checksum = entryChecksum(full);
+    const path = join(this.partsDir, `${base}.json`);
+    faultHook(path);
+    writeFileAtomic(path, JSON.stringify(full) + "\n");
     return full;
   }
 
   listEntries(): number[] {
     if (!existsSync(this.partsDir)) return [];
     const ks: number[] = [];
-    for (const f of readdirSync(this.partsDir)) {
+    for (const f of onFile("list", this.partsDir, () => readdirSync(this.partsDir))) {
       const m = /^part-(\d{6,})\.json$/.exec(f);
       if (m) ks.push(Number(m[1]));
     }
@@ -130,7 +169,8 @@ export class PartStore {
     } catch {
       return null;
     }
-    if (entry.part !== k) return null;
+    if (typeof entry !== "object" || entry === null || entry.part !== k || !Array.isArray(entry.files)) return null;
+    if (entry.checksum !== entryChecksum(entry)) return null;
     for (const f of entry.files) {
       const p = join(this.partsDir, f.name);
       try {
@@ -146,7 +186,8 @@ export class PartStore {
   readPartFile(entry: PartEntry, suffix: string): Uint8Array | null {
     const f = entry.files.find((x) => x.name.endsWith(`.${suffix}`));
     if (!f) return null;
-    const data = readFileSync(join(this.partsDir, f.name));
+    const path = join(this.partsDir, f.name);
+    const data = onFile("read", path, () => readFileSync(path));
     if (data.byteLength !== f.bytes || sha256(data) !== f.sha256)
       throw new UserError(`part file ${f.name} in ${this.partsDir} changed after it was written: rerun with --resume to redo it`);
     return data;
@@ -154,8 +195,24 @@ export class PartStore {
 
   removePart(k: number) {
     const prefix = `${partName(k)}.`;
-    for (const f of readdirSync(this.partsDir)) if (f.startsWith(prefix)) rmSync(join(this.partsDir, f), { force: true });
+    for (const f of onFile("list", this.partsDir, () => readdirSync(this.partsDir)))
+      if (f.startsWith(prefix)) onFile("remove", join(this.partsDir, f), () => rmSync(join(this.partsDir, f), { force: true }));
   }
+}
+
+/**
+ * Fault injection for the tests only: VIRNUC_TEST_FAIL_WRITE=CODE:NAME makes the write of every
+ * part file whose name starts with NAME fail as the file system would with errno CODE
+ * (e.g. ENOSPC:part-000003: a disk that fills up at part 3).
+ */
+function faultHook(path: string): void {
+  const spec = process.env.VIRNUC_TEST_FAIL_WRITE;
+  if (!spec) return;
+  const i = spec.indexOf(":");
+  const code = spec.slice(0, i);
+  if (!path.slice(path.lastIndexOf("/") + 1).startsWith(spec.slice(i + 1))) return;
+  const err = Object.assign(new Error(`${code}: injected failure (VIRNUC_TEST_FAIL_WRITE), write`), { code });
+  throw writeError(path, err);
 }
 
 function stateMismatch(a: RunState, b: RunState): string | null {

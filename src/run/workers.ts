@@ -1,64 +1,162 @@
 /**
- * Several subprocesses, one per GPU (CUDA_VISIBLE_DEVICES) or CPU worker: the parent reads
- * the input, deals parts from one queue to whichever child has room (so all finish
- * together), restarts a child that dies (bounded) and hands its unfinished parts to others.
- * Children write their parts themselves; the parent assembles the outputs at the end.
+ * Worker subprocesses, one per GPU (CUDA_VISIBLE_DEVICES) or CPU worker: process management and
+ * IPC only (each child runs worker.ts, which calls processParts like a single-process run).
+ * The parent reads the input and deals parts from one queue to whichever child has room, so all
+ * finish together.
+ *
+ * Failures end cleanly: a child's fatal error (typed, never guessed from its text) stops the
+ * dealing, every child is told to stop, given GRACE_MS, then killed; the run fails with that
+ * child's one-line error. A child that dies (killed from outside, out of memory) is restarted, at
+ * most MAX_RESTARTS times per slot, and the parts it held are redone by whichever child is free.
+ * A stop request (signal) ends every child the same way.
  */
 import type { Subprocess } from "bun";
-import type { PartInput, PartTelemetry } from "./loop.ts";
+import type { PartInput } from "./chain.ts";
+import type { PartPlan, Precision, WorkerSlot } from "./plan.ts";
+import type { PartTelemetry } from "./process.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
+import { STOP_SIGNALS, SIGNAL_EXIT, RunStopped, type StopControl } from "./stop.ts";
 
 export interface WorkerInit {
-  dir: string;
+  plan: PartPlan;
   resolved: { esm: string; dnabert: string; tokenizer: string; classifier?: string };
   device: "cpu" | "cuda";
-  precision: "fp32" | "fp16" | "fp8";
+  precision: Precision;
   threads?: number;
-  chunkSize: number;
-  classify: boolean;
-  keepEmbeddings: boolean;
-  embeddingsDtype: "float32" | "float16";
-  tokenBudget?: number;
+  /** the parent's pid: a child whose parent is gone exits */
+  parentPid: number;
+}
+
+/** A part on the wire: sequences as latin1 strings (bytes 0-255 map one to one). */
+export interface WirePart {
+  index: number;
+  records: { id: string; seq: string; index: number; file: string; line: number; offset: number }[];
 }
 
 export type ToChild =
   | { type: "init"; init: WorkerInit }
-  | { type: "part"; index: number; records: { id: string; seq: string; index: number; file: string; line: number; offset: number }[] }
-  | { type: "end" };
+  | { type: "part"; part: WirePart }
+  /** no more parts: finish those held, then exit 0 */
+  | { type: "end" }
+  /** stop now: drop the work in hand and exit */
+  | { type: "stop" };
+
+/**
+ * fatal: the run cannot succeed (bad model, NaN/Inf, disk full, bad input): stop everything.
+ * device: the device or engine failed (out of memory, CUDA error): restart the child.
+ * stopped: the child was asked to stop (signal or a stop message).
+ */
+export type WorkerErrorKind = "fatal" | "device" | "stopped";
 
 export type FromChild =
   | { type: "ready"; description: string }
   | { type: "done"; entry: PartEntry; telemetry: PartTelemetry }
-  | { type: "error"; message: string };
+  | { type: "warning"; message: string }
+  | { type: "error"; kind: WorkerErrorKind; message: string };
 
-export interface WorkerSlot {
-  label: string;
-  env: Record<string, string>;
+export function toWire(p: PartInput): WirePart {
+  return {
+    index: p.index,
+    records: p.records.map((r) => ({
+      id: r.id,
+      seq: Buffer.from(r.seq.buffer, r.seq.byteOffset, r.seq.byteLength).toString("latin1"),
+      index: r.index,
+      file: r.file,
+      line: r.line,
+      offset: r.offset,
+    })),
+  };
+}
+
+export function fromWire(p: WirePart): PartInput {
+  return { index: p.index, records: p.records.map((r) => ({ ...r, seq: new Uint8Array(Buffer.from(r.seq, "latin1")) })) };
+}
+
+export interface WorkerEvents {
+  done(entry: PartEntry, t: PartTelemetry, worker: string): void;
+  warn(msg: string): void;
+}
+
+export interface WorkerOptions {
+  maxRestarts?: number;
+  /** how long stopped children get before SIGKILL */
+  graceMs?: number;
+  /** how often children may die holding one part before the run gives up */
+  maxPartLosses?: number;
 }
 
 const MAX_OUTSTANDING = 2; // one computing, one being prepared
-const MAX_RESTARTS = 3;
+
+/** Sends unless the child's pipe is gone (it is exiting; its exit is handled). */
+function send(child: Subprocess, msg: ToChild): boolean {
+  try {
+    child.send(msg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Exit codes and signals that mean "asked to stop", not "crashed". */
+function stoppedExit(child: Subprocess): boolean {
+  const codes: number[] = Object.values(SIGNAL_EXIT);
+  return (child.exitCode !== null && codes.includes(child.exitCode)) || (STOP_SIGNALS as readonly string[]).includes(String(child.signalCode ?? ""));
+}
 
 export async function runWorkers(
   slots: WorkerSlot[],
   init: WorkerInit,
   parts: AsyncIterable<PartInput>,
-  onDone: (entry: PartEntry, t: PartTelemetry, worker: string) => void,
-  log: (msg: string) => void,
+  events: WorkerEvents,
+  control: StopControl,
+  opts: WorkerOptions = {},
 ): Promise<string[]> {
+  const maxRestarts = opts.maxRestarts ?? 3;
+  const graceMs = opts.graceMs ?? 3000;
+  const maxPartLosses = opts.maxPartLosses ?? 3;
   const source = parts[Symbol.asyncIterator]();
   let sourceDone = false;
   const requeued: PartInput[] = [];
+  const losses = new Map<number, number>();
   let failure: Error | null = null;
   const descriptions: string[] = [];
+  const live = new Set<Subprocess>();
+  const wakers = new Set<() => void>();
+  let killTimer: ReturnType<typeof setTimeout> | null = null;
+
+  const halted = () => failure !== null || control.stopped;
+  /** Stop dealing, tell every child to stop, kill what is left after the grace period. */
+  const haltAll = () => {
+    for (const c of live) {
+      send(c, { type: "stop" });
+      c.kill("SIGTERM");
+    }
+    killTimer ??= setTimeout(() => {
+      for (const c of live) c.kill("SIGKILL");
+    }, graceMs);
+    for (const w of wakers) w();
+  };
+  const fail = (err: Error) => {
+    if (failure || control.stopped) return;
+    failure = err;
+    haltAll();
+  };
+  control.onStop(() => haltAll());
 
   const nextPart = async (): Promise<PartInput | null> => {
     if (requeued.length) return requeued.shift()!;
     if (sourceDone) return null;
-    const n = await source.next();
+    let n: IteratorResult<PartInput>;
+    try {
+      n = await source.next();
+    } catch (err) {
+      fail(err as Error);
+      return null;
+    }
     if (n.done) {
       sourceDone = true;
+      for (const w of wakers) w(); // a child still loading may no longer be needed
       return null;
     }
     return n.value;
@@ -67,13 +165,13 @@ export async function runWorkers(
   const cli = process.argv[1];
   const runSlot = async (slot: WorkerSlot) => {
     let restarts = 0;
-    for (;;) {
+    while (!halted()) {
       const outstanding = new Map<number, PartInput>();
       let ready = false;
       let ended = false;
-      let childError = "";
-      let resolveIdle: () => void = () => {};
-      let idle = new Promise<void>((r) => (resolveIdle = r));
+      let stoppedBySelf = false;
+      let deviceError = "";
+      let wake: () => void = () => {};
       const child: Subprocess = Bun.spawn([process.execPath, cli, "__worker"], {
         env: { ...process.env, ...slot.env },
         stdio: ["ignore", "inherit", "inherit"],
@@ -84,64 +182,104 @@ export async function runWorkers(
             if (!descriptions.includes(msg.description)) descriptions.push(msg.description);
           } else if (msg.type === "done") {
             outstanding.delete(msg.entry.part);
-            onDone(msg.entry, msg.telemetry, slot.label);
+            events.done(msg.entry, msg.telemetry, slot.label);
+          } else if (msg.type === "warning") {
+            events.warn(msg.message);
           } else if (msg.type === "error") {
-            childError = msg.message;
+            if (msg.kind === "fatal") fail(new UserError(`worker ${slot.label}: ${msg.message}`));
+            else if (msg.kind === "device") deviceError = msg.message;
+            else stoppedBySelf = true;
           }
-          resolveIdle();
+          wake();
         },
       });
-      child.send({ type: "init", init } satisfies ToChild);
-      const exited = child.exited.then(() => resolveIdle());
-      void exited;
-      // Deal parts while the child lives.
-      while (!failure) {
-        if (child.exitCode !== null || child.signalCode !== null) break;
+      live.add(child);
+      const wakeAll = () => wake();
+      wakers.add(wakeAll);
+      void child.exited.then(() => wake());
+      if (halted()) haltAll();
+      else send(child, { type: "init", init });
+      const alive = () => child.exitCode === null && child.signalCode === null;
+      // Deal parts while the child lives and the run goes on.
+      while (!halted() && alive()) {
         if (ready && outstanding.size < MAX_OUTSTANDING && !ended) {
           const p = await nextPart();
+          if (halted() || !alive()) {
+            if (p) requeued.unshift(p);
+            break;
+          }
           if (p) {
             outstanding.set(p.index, p);
-            child.send({
-              type: "part",
-              index: p.index,
-              records: p.records.map((r) => ({
-                id: r.id,
-                seq: Buffer.from(r.seq.buffer, r.seq.byteOffset, r.seq.byteLength).toString("latin1"),
-                index: r.index,
-                file: r.file,
-                line: r.line,
-                offset: r.offset,
-              })),
-            } satisfies ToChild);
+            send(child, { type: "part", part: toWire(p) });
             continue;
           }
           ended = true;
-          child.send({ type: "end" } satisfies ToChild);
+          send(child, { type: "end" });
+          continue;
         }
-        idle = new Promise<void>((r) => (resolveIdle = r));
-        if (child.exitCode !== null || child.signalCode !== null) break;
+        if (!ready && sourceDone && requeued.length === 0) {
+          // Every part is dealt and finished or held by others: a child still loading is not
+          // needed (and may never finish loading): stop it rather than wait for it.
+          send(child, { type: "stop" });
+          child.kill("SIGTERM");
+          const t = setTimeout(() => child.kill("SIGKILL"), graceMs);
+          await child.exited;
+          clearTimeout(t);
+          live.delete(child);
+          wakers.delete(wakeAll);
+          return;
+        }
+        const idle = new Promise<void>((r) => (wake = r));
+        if (halted() || !alive()) break;
         await idle;
       }
       await child.exited;
-      if (failure) return;
+      live.delete(child);
+      wakers.delete(wakeAll);
+      if (halted()) return;
       if (outstanding.size === 0 && child.exitCode === 0) return;
       // The child died (or failed) with parts unfinished: hand them to the queue again.
-      for (const p of outstanding.values()) requeued.push(p);
-      const why = childError || `exit ${child.exitCode ?? child.signalCode}`;
-      if (childError && !/out of memory|CUDA|device/i.test(childError)) {
-        failure = new UserError(`worker ${slot.label}: ${childError}`);
+      // Which of the parts it held killed it is unknown: each counts the loss.
+      const held = [...outstanding.keys()].join(", ");
+      for (const p of outstanding.values()) {
+        requeued.push(p);
+        const n = (losses.get(p.index) ?? 0) + 1;
+        losses.set(p.index, n);
+        if (n >= maxPartLosses) {
+          fail(
+            new UserError(
+              `workers died ${n} times holding part ${p.index} (last: ${slot.label}, holding parts ${held}); finished parts are kept: rerun with --resume`,
+            ),
+          );
+          return;
+        }
+      }
+      const why = deviceError || (child.signalCode ? `killed by ${child.signalCode}` : `exit ${child.exitCode}`);
+      if (sourceDone && requeued.length === 0) {
+        events.warn(`worker ${slot.label} stopped (${why}); every part is dealt, so it is not restarted`);
         return;
+      }
+      if (stoppedBySelf || stoppedExit(child)) {
+        // Ctrl-C reaches the children too; the parent's own handler may run a moment later.
+        await Bun.sleep(300);
+        if (halted()) return;
       }
       restarts++;
-      if (restarts > MAX_RESTARTS) {
-        failure = new UserError(`worker ${slot.label} failed ${restarts} times (last: ${why}); finished parts are kept: rerun with --resume`);
+      if (restarts > maxRestarts) {
+        fail(new UserError(`worker ${slot.label} failed ${restarts} times (last: ${why}); finished parts are kept: rerun with --resume`));
         return;
       }
-      log(`worker ${slot.label} stopped (${why}); restarting it (${restarts}/${MAX_RESTARTS}), its ${outstanding.size} unfinished part(s) are redone`);
+      events.warn(`worker ${slot.label} stopped (${why}); restarting it (${restarts}/${maxRestarts}), its ${outstanding.size} unfinished part(s) are redone`);
     }
   };
 
-  await Promise.all(slots.map(runSlot));
+  try {
+    await Promise.all(slots.map(runSlot));
+  } finally {
+    if (killTimer) clearTimeout(killTimer);
+    for (const c of live) c.kill("SIGKILL");
+  }
+  if (control.signal) throw new RunStopped(control.signal, init.plan.dir);
   if (failure) throw failure;
   if (requeued.length) throw new UserError(`${requeued.length} part(s) were left unfinished by failed workers: rerun with --resume`);
   return descriptions;

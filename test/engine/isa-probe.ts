@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { Engine } from "../../src/engine/engine.ts";
-import { EncoderRunner } from "../../src/run/encode.ts";
+import { EncoderRunner } from "../../src/engine/encode.ts";
 import { loadEsm } from "../../src/models/esm.ts";
 import { loadDnabert } from "../../src/models/dnabert.ts";
 import { loadClassifier } from "../../src/models/classifier.ts";

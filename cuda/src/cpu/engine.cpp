@@ -1,5 +1,6 @@
 // CpuEngine: runs each submission synchronously on a thread pool and keeps its outcome under
 // an incrementing ticket for vn_wait / vn_poll / vn_ticket_bad_row.
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -137,6 +138,8 @@ class CpuEngine : public Engine {
     return it == records_.end() ? -1 : it->second.bad_row;
   }
 
+  void cancel() override { cancelled_.store(true); }
+
   int64_t suggest_token_budget(Model* model) override {
     // Large enough that the GEMMs run near full speed, small enough to keep activations modest.
     return model->cfg.hidden >= 2048 ? 4096 : 8192;
@@ -155,7 +158,8 @@ class CpuEngine : public Engine {
     const int64_t id = next_ticket_++;
     Record& rec = records_[id];
     try {
-      rec.status = body(rec);
+      // Checked before each batch: work submitted after vn_engine_cancel is not done.
+      rec.status = cancelled_.load() ? fail(VN_ERR_CANCELLED, "cancelled (vn_engine_cancel)") : body(rec);
     } catch (const std::bad_alloc&) {
       rec.status = fail(VN_ERR_OOM, "out of host memory for this batch: use a smaller token budget");
     } catch (const std::exception& e) {
@@ -197,6 +201,7 @@ class CpuEngine : public Engine {
 
   const cpu::Kernels& kernels_;
   ThreadPool pool_;
+  std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   int64_t next_ticket_ = 1;
   std::map<int64_t, Record> records_;

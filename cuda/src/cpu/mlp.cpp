@@ -25,7 +25,10 @@ class Mlp : public CpuModel {
     linear(pool, features, n, F, hidden_layer, h.data(), U);
     for (int64_t r = 0; r < n; ++r) {
       float* row = h.data() + r * U;
-      for (int64_t j = 0; j < U; ++j) row[j] = std::max(0.0f, row[j] * bn_scale[j] + bn_shift[j]);
+      for (int64_t j = 0; j < U; ++j) {
+        const float z = row[j] * bn_scale[j] + bn_shift[j];
+        row[j] = z > 0.0f || z != z ? z : 0.0f;  // ReLU that keeps NaN, as torch's does
+      }
     }
     linear(pool, h.data(), n, U, output_layer, logits.data(), C);
     for (int64_t r = 0; r < n; ++r) {

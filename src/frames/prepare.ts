@@ -1,50 +1,23 @@
 /**
- * One part: a run of consecutive input records, taken from FASTA to calls.
- * prepare: records -> windows -> frames -> tokens (host work);
- * then the encoders (encode.ts), the classifier, and the part's result columns.
+ * Chain step PartInput -> PreparedPart (host work): windows (VirNucPro chunks), the six frames
+ * of each window, and the token ids of every kept frame for both encoders.
  */
 import type { FastaRecord } from "../fasta/reader.ts";
-import { windowsOf } from "../frames/windows.ts";
-import { framesOf, type FrameName } from "../frames/sixframe.ts";
+import type { PartInput, PreparedPart } from "../run/chain.ts";
+import { windowsOf } from "./windows.ts";
+import { framesOf, type FrameName } from "./sixframe.ts";
 import type { EsmTokenizer } from "../tokenize/esm.ts";
 import type { BpeTokenizer } from "../tokenize/bpe.ts";
-
-/** What a part needs from its input records, kept small (sequences are not retained). */
-export interface PartRecords {
-  index: number;
-  /** index of the part's first record in the whole input */
-  firstRecord: number;
-  ids: string[];
-  lengths: number[];
-  /** 64-bit content hash of ids and sequences: detects a changed input on --resume */
-  inputHash: string;
-}
-
-export interface PreparedPart {
-  records: PartRecords;
-  // windows (VirNucPro chunks), in input order
-  windowIds: string[];
-  windowRecord: Int32Array; // index into records.ids
-  windowK: Int32Array;
-  windowStart: Float64Array;
-  windowEnd: Float64Array;
-  // kept frames, in pipeline order
-  frameIds: string[];
-  frameWindow: Int32Array; // index into windowIds
-  frameNames: FrameName[];
-  proteinLength: Int32Array;
-  esmTokens: Int32Array[];
-  dnabertTokens: Int32Array[];
-  /** host seconds spent preparing */
-  seconds: number;
-  longProteins: number;
-}
 
 export interface Tokenizers {
   esm: EsmTokenizer;
   dnabert: BpeTokenizer;
 }
 
+/** ESM-2 was trained on proteins of at most this many residues. */
+export const ESM_TRAINED_RESIDUES = 1022;
+
+/** 64-bit content hash of ids and sequences (a changed input is refused on --resume). */
 export function hashRecords(records: readonly FastaRecord[]): string {
   let h = 0n;
   for (const r of records) {
@@ -54,14 +27,10 @@ export function hashRecords(records: readonly FastaRecord[]): string {
   return h.toString(16).padStart(16, "0");
 }
 
-/** Host side of a part: windows, six frames, and token ids for both encoders. */
-export function preparePart(
-  index: number,
-  records: readonly FastaRecord[],
-  chunkSize: number,
-  tok: Tokenizers | null,
-): PreparedPart {
+/** Windows, frames and tokens of a part; `tok` null gives frames without tokens. */
+export function preparePart(input: PartInput, chunkSize: number, tok: Tokenizers | null): PreparedPart {
   const t0 = performance.now();
+  const { records } = input;
   const windowIds: string[] = [];
   const windowRecord: number[] = [];
   const windowK: number[] = [];
@@ -87,7 +56,7 @@ export function preparePart(
         frameWindow.push(wi);
         frameNames.push(f.frame);
         proteinLength.push(f.protein.length);
-        if (f.protein.length > 1022) longProteins++;
+        if (f.protein.length > ESM_TRAINED_RESIDUES) longProteins++;
         if (tok) {
           esmTokens.push(tok.esm.encode(f.protein));
           dnabertTokens.push(tok.dnabert.encode(f.nucleotide));
@@ -97,7 +66,7 @@ export function preparePart(
   }
   return {
     records: {
-      index,
+      index: input.index,
       firstRecord: records.length ? records[0].index : 0,
       ids: records.map((r) => r.id),
       lengths: records.map((r) => r.seq.length),
