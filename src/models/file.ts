@@ -109,9 +109,10 @@ export class FileSource {
   view(offset: number, length: number): Uint8Array {
     this.check(offset, length);
     if (length === 0) return new Uint8Array(0);
+    if (this.whole) return this.whole.subarray(offset, offset + length);
     if (this.fd < 0) throw new Error(`${this.path}: view() after close()`);
     if (this.size <= WHOLE_MAP_LIMIT) {
-      this.whole ??= mapRegion(this.fd, 0, this.size) ?? undefined;
+      this.whole = mapRegion(this.fd, 0, this.size) ?? undefined;
       if (this.whole) return this.whole.subarray(offset, offset + length);
       return this.read(offset, length);
     }
