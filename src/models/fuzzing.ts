@@ -38,7 +38,7 @@ export const mutation: fc.Arbitrary<Mutation> = fc.oneof(
 export const mutations = fc.array(mutation, { minLength: 1, maxLength: 4 });
 
 export function mutate(input: Uint8Array, edits: Mutation[]): Uint8Array {
-  let b = Uint8Array.from(input);
+  let b: Uint8Array = Uint8Array.from(input);
   for (const m of edits) {
     const n = b.length;
     if (n === 0) break;
