@@ -51,6 +51,7 @@ describe("virnuc frames: VirNucPro parity", () => {
     const out = join(work, "cli");
     const p = Bun.spawnSync([process.execPath, "src/cli.ts", "frames", `${FIX}/test_with_orfs.fa`, "-o", out, "--chunk-size", "500"], {
       cwd: ROOT,
+      env: process.env,
       stdout: "pipe",
       stderr: "pipe",
     });
@@ -136,6 +137,7 @@ describe("virnuc frames: options and errors", () => {
   test("CLI: a user error is one line with a non-zero exit", () => {
     const p = Bun.spawnSync([process.execPath, "src/cli.ts", "frames", join(work, "missing.fa"), "-o", join(work, "m")], {
       cwd: ROOT,
+      env: process.env,
       stdout: "pipe",
       stderr: "pipe",
     });

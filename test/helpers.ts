@@ -52,7 +52,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string> } = 
 
 /** A crashed Bun (panic, abort, a fatal signal) in a CLI subprocess: echoed, since tests only see the exit code. */
 export function reportCrash(what: string, code: number | null, signal: string | null, stderr: string): void {
-  const crashed = /panic\(|Bun has crashed|Segmentation fault|abort\(\) called/.test(stderr) || (signal !== null && signal !== "SIGKILL");
+  const crashed = /panic\(|Bun has crashed|Segmentation fault|abort\(\) called|AddressSanitizer/.test(stderr) || (signal !== null && signal !== "SIGKILL");
   if (crashed) console.error(`[crash] ${what}: exit ${code}, signal ${signal}\n${stderr}`);
 }
 

@@ -45,6 +45,17 @@ describe("test run isolation", () => {
     expect(r.code).toBe(0);
   });
 
+  test("a subprocess that hashed files into the user's cache fails the run", () => {
+    // the nested run's "user cache" is this run's temporary VIRNUC_HOME (its startup environment)
+    const home = process.env.VIRNUC_HOME!;
+    const r = runTests(
+      "cache",
+      `import { writeFileSync } from "node:fs";\ntest("writes", () => { mkdirSync(${JSON.stringify(home)}, { recursive: true }); writeFileSync(join(${JSON.stringify(home)}, "file-hashes.json"), JSON.stringify({ [process.env.VIRNUC_TEST_ROOT + "/models/esm/model.safetensors"]: {} })); expect(1).toBe(1); });`,
+    );
+    expect(r.out).toMatch(/a subprocess of the tests wrote to .*file-hashes\.json: give every Bun\.spawn\/spawnSync env: process\.env/);
+    expect(r.code).not.toBe(0);
+  });
+
   test("no test run root is left in the parent TMPDIR by a finished run", () => {
     const r = runTests("roots", `test("x", () => { expect(tmpdir()).toContain("virnuc-test-run-"); console.log("ROOT=" + process.env.VIRNUC_TEST_ROOT); });`);
     expect(r.code).toBe(0);

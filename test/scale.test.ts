@@ -49,7 +49,7 @@ describe("resume", () => {
       // lands anywhere in a part's compute, its file writes, or between them.
       const target = done() + 1 + Math.floor(rnd() * 3);
       const args = [CLI, "predict", reads, "-o", d, ...common(), ...(attempt > 0 ? ["--resume"] : [])];
-      const p = Bun.spawn([process.execPath, ...args], { cwd: ROOT, stdout: "ignore", stderr: "ignore" });
+      const p = Bun.spawn([process.execPath, ...args], { cwd: ROOT, env: process.env, stdout: "ignore", stderr: "ignore" });
       while (p.exitCode === null && done() < target) await Bun.sleep(5);
       await Bun.sleep(rnd() * 60);
       p.kill(9);

@@ -59,9 +59,21 @@ describe("engine", () => {
     expect(new Float32Array(b.u8().buffer)[2]).toBe(1.5);
     b.i32()[0] = -7;
     expect(b.i32()[0]).toBe(-7);
+    const stale = b.f32();
     b.free();
     expect(() => b.f32()).toThrow("after free");
     b.free(); // idempotent
+    // a view kept past free() is detached: empty, and writing to it touches no freed memory
+    expect(stale.length).toBe(0);
+    stale[0] = 1;
+    expect(stale[0]).toBeUndefined();
+  });
+
+  test("closing the engine detaches every buffer's views", () => {
+    const e = Engine.create("cpu", { threads: 1 });
+    const views = [e.alloc(256).f32(), e.alloc(1 << 20).u8()];
+    e.close();
+    for (const v of views) expect(v.length).toBe(0);
   });
 
   test("close is idempotent and models are unusable afterwards", () => {

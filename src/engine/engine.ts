@@ -122,7 +122,11 @@ export class HostBuffer {
 
   private release(): void {
     this.freed = true;
+    // Detach the array buffer before the memory goes back: typed arrays still held on it become
+    // empty, so a late write is lost instead of landing in freed native memory (heap corruption).
+    const view = this.view;
     this.view = null;
+    if (view && view.byteLength > 0) view.transfer(0);
     this.engine.releaseBuffer(this);
   }
 }

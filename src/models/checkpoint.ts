@@ -121,7 +121,7 @@ export function stateDictFrom(value: unknown, source: string, depth = 0): Map<st
     for (const v of value.values()) if (isHostTensor(v)) direct++;
     if (direct === 0) {
       for (const k of WRAPPER_KEYS) {
-        const inner = value.get(k);
+        const inner: unknown = value.get(k);
         if (inner !== value && (inner instanceof Map || isModule(inner) || (inner instanceof PyObject && inner.__items__))) {
           return stateDictFrom(inner, source, depth + 1);
         }

@@ -86,7 +86,7 @@ describe("virnuc models random / inspect", () => {
   });
 
   test("through the CLI: one-line error, non-zero exit", () => {
-    const r = Bun.spawnSync(["bun", join(import.meta.dir, "../cli.ts"), "models", "inspect", join(tmp.path, "missing.pt")]);
+    const r = Bun.spawnSync(["bun", join(import.meta.dir, "../cli.ts"), "models", "inspect", join(tmp.path, "missing.pt")], { env: process.env });
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr.toString().trim()).toBe(`virnuc: error: ${join(tmp.path, "missing.pt")}: no such file or directory`);
   });

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, constants, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, constants, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { FileSource, OPEN_FLAGS } from "./file.ts";
@@ -93,6 +93,30 @@ describe("model files are opened read-only", () => {
     const w = readSafetensors(path).tensors.get("w")!;
     w.data[0] ^= 0xff;
     expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  test("files past 2 GiB map one region per view, at any offset (a sparse file)", () => {
+    const path = join(dir, "big.bin");
+    const size = 2 ** 31 + 10_000;
+    const fd = openSync(path, "w");
+    try {
+      ftruncateSync(fd, size);
+      writeSync(fd, Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8]), 0, 8, 2 ** 31 + 4_999);
+      writeSync(fd, Uint8Array.from([9, 10]), 0, 2, 3);
+    } finally {
+      closeSync(fd);
+    }
+    const src = FileSource.open(path);
+    try {
+      expect(src.size).toBe(size);
+      expect(Array.from(src.view(2 ** 31 + 4_999, 8))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(Array.from(src.view(3, 3))).toEqual([9, 10, 0]);
+      expect(Array.from(src.read(2 ** 31 + 5_000, 2))).toEqual([2, 3]);
+      expect(() => src.view(size - 2, 4)).toThrow(/big\.bin: truncated or corrupt/);
+    } finally {
+      src.close();
+      rmSync(path);
+    }
   });
 
   // Root may open any file for writing, so as root the check runs again as an unprivileged user.

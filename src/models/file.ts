@@ -8,7 +8,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { fileError, UserError } from "../util/errors.ts";
 
 /** How weight files are opened: read-only; non-blocking so that a FIFO given as a model is refused, not waited on. */
-export const OPEN_FLAGS = constants.O_RDONLY | (constants.O_CLOEXEC ?? 0) | (constants.O_NONBLOCK ?? 0);
+export const OPEN_FLAGS = constants.O_RDONLY | ((constants as Record<string, number>).O_CLOEXEC ?? 0) | (constants.O_NONBLOCK ?? 0);
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -38,6 +38,9 @@ function mapper(): Libc | null {
   return libc;
 }
 
+/** toArrayBuffer with its deallocator arguments (callback(bytes, context) when collected), untyped in bun-types. */
+const externalBuffer = toArrayBuffer as unknown as (ptr: Pointer, offset: number, length: number, context: number, deallocator: Pointer) => ArrayBuffer;
+
 /**
  * `length` bytes at `offset` of an open file as a private, copy-on-write mapping. The mapping is
  * unmapped by munmap when the last view of it is garbage collected (the array buffer's native
@@ -51,7 +54,7 @@ function mapRegion(fd: number, offset: number, length: number): Uint8Array | nul
   const span = offset - base + length;
   const addr = c.mmap(null, span, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, base);
   if (addr === MAP_FAILED || addr === 0n) return null;
-  const buf = toArrayBuffer(Number(addr) as Pointer, 0, span, span as unknown as Pointer, c.munmap.ptr as unknown as Pointer);
+  const buf = externalBuffer(Number(addr) as Pointer, 0, span, span, (c.munmap as unknown as { ptr: Pointer }).ptr);
   return new Uint8Array(buf, offset - base, length);
 }
 
@@ -109,9 +112,10 @@ export class FileSource {
   view(offset: number, length: number): Uint8Array {
     this.check(offset, length);
     if (length === 0) return new Uint8Array(0);
+    if (this.whole) return this.whole.subarray(offset, offset + length);
     if (this.fd < 0) throw new Error(`${this.path}: view() after close()`);
     if (this.size <= WHOLE_MAP_LIMIT) {
-      this.whole ??= mapRegion(this.fd, 0, this.size) ?? undefined;
+      this.whole = mapRegion(this.fd, 0, this.size) ?? undefined;
       if (this.whole) return this.whole.subarray(offset, offset + length);
       return this.read(offset, length);
     }

@@ -41,7 +41,7 @@ describe("system errors become one line naming the file and what to do", () => {
 
   test("ESPIPE (positioned read of a FIFO) and ENOSPC (/dev/full) get the file from the caller", () => {
     const fifo = join(dir, "fifo");
-    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    expect(Bun.spawnSync(["mkfifo", fifo], { env: process.env }).exitCode).toBe(0);
     const fd = openSync(fifo, "r+");
     try {
       const e = thrown(() => readSync(fd, new Uint8Array(4), 0, 4, 0));
@@ -92,6 +92,7 @@ describe("the CLI's top-level handler", () => {
     const reads = join(dir, "reads.fa");
     writeFileSync(reads, ">r1\nACGTACGTACGTACGTACGTACGTACGTACGTACGTACGT\n");
     const p = Bun.spawnSync([process.execPath, join(import.meta.dir, "..", "cli.ts"), "predict", reads, "-o", "/dev/full/out", ...modelArgs()], {
+      env: process.env,
       stdout: "pipe",
       stderr: "pipe",
     });

@@ -6,7 +6,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, truncateSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { UserError } from "../../util/errors.ts";
+import { fileError, UserError } from "../../util/errors.ts";
 import { hashFileInto } from "./hash.ts";
 import { HttpStatusError, TransientError, isRetryableStatus, request, sleep, type HttpClient } from "./http.ts";
 import { formatBytes, type ProgressBar, type ProgressSink } from "./progress.ts";
@@ -164,7 +164,7 @@ export async function downloadResumable(req: DownloadRequest, opts: DownloadOpti
       }
       if (!(e instanceof TransientError) && !(e instanceof TypeError) && !isAbort(e)) {
         bar?.fail("failed");
-        throw e;
+        throw fileError(e, part, `downloading ${req.label}`);
       }
       lastError = e instanceof Error ? e.message : String(e);
       failures = have > before ? 1 : failures + 1;
