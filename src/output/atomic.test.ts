@@ -86,12 +86,12 @@ describe("file errors", () => {
     const { fileError, onFile } = await import("./atomic.ts");
     const enospc = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
     expect(fileError("write", "/out/x.arrow", enospc).message).toBe(
-      "cannot write /out/x.arrow: ENOSPC: no space left on device, write: the disk is full (or over quota): free space, then run the command again (predict/embed: add --resume to keep the finished parts)",
+      "cannot write /out/x.arrow: no space left on the device (ENOSPC): free space (df -h shows how much is left) or write to another disk, then run again (predict: --resume keeps the finished parts)",
     );
     const eacces = Object.assign(new Error("EACCES: permission denied, open '/ro/y'"), { code: "EACCES" });
-    expect(fileError("read", "/ro/y", eacces).message).toMatch(/^cannot read \/ro\/y: EACCES: .*: permission denied: make the directory writable/);
+    expect(fileError("read", "/ro/y", eacces).message).toMatch(/^cannot read \/ro\/y: permission denied \(EACCES\): check the permissions/);
     expect(() => onFile("list", "/nonexistent-dir-for-test", () => require("node:fs").readdirSync("/nonexistent-dir-for-test"))).toThrow(
-      /^cannot list \/nonexistent-dir-for-test: ENOENT/,
+      /^cannot list \/nonexistent-dir-for-test: no such file or directory \(ENOENT, scandir\)/,
     );
     expect(fileError("write", "/x", new Error("a\nb")).message.includes("\n")).toBe(false);
   });

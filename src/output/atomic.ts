@@ -6,7 +6,7 @@
  */
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { UserError, oneLine } from "../util/errors.ts";
+import { UserError, isSystemError, oneLine, systemErrorMessage, type SystemError } from "../util/errors.ts";
 
 const TEMP_MARK = ".tmp-";
 let tempCounter = 0;
@@ -53,32 +53,19 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** What to do about a failed file operation, by errno code. */
-export function errnoAdvice(code: string | undefined): string {
-  switch (code) {
-    case "ENOSPC":
-    case "EDQUOT":
-      return "the disk is full (or over quota): free space, then run the command again (predict/embed: add --resume to keep the finished parts)";
-    case "EACCES":
-    case "EPERM":
-      return "permission denied: make the directory writable or choose another output directory";
-    case "EROFS":
-      return "the file system is read-only: choose another output directory";
-    case "EEXIST":
-      return "a file of that name is in the way: remove it or choose another output directory";
-    case "ENOTDIR":
-    case "EISDIR":
-      return "a file and a directory are mixed up in the output path: choose another output directory";
-    default:
-      return "check free space and that the directory is writable";
-  }
-}
-
-/** The one-line error for a failed file operation on `path` ("write", "read", "remove", ...). */
+/**
+ * The one-line error for a failed file operation on `path` ("write", "read", "remove", ...):
+ * "cannot write PATH: what went wrong (ERRNO, call): what to do" (util/errors.ts owns the words).
+ */
 export function fileError(action: string, path: string, err: unknown): UserError {
   if (err instanceof UserError) return err;
-  const code = (err as { code?: string } | null)?.code;
-  return new UserError(`cannot ${action} ${path}: ${oneLine(err)}: ${errnoAdvice(code)}`);
+  if (isSystemError(err)) {
+    // name `path` once, and the error's own file only where it is another one
+    const named = err.path && err.path !== path ? ` (${err.dest ? `${err.path} -> ${err.dest}` : err.path})` : "";
+    const bare = Object.assign(new Error(err.message), { code: err.code, syscall: err.syscall }) as SystemError;
+    return new UserError(`cannot ${action} ${path}${named}: ${systemErrorMessage(bare)}`);
+  }
+  return new UserError(`cannot ${action} ${path}: ${oneLine(err)}`);
 }
 
 /** The one-line error for a failed write of `path`. */
