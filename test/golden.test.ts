@@ -15,7 +15,7 @@ import { EsmTokenizer } from "../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { EncoderRunner } from "../src/run/encode.ts";
-import { SHARED, ROOT, runCli, tempDir } from "./helpers.ts";
+import { REFERENCE, ROOT, runCli, tempDir } from "./helpers.ts";
 
 const G = join(ROOT, "test/fixtures/golden");
 const backend = (process.env.VIRNUC_TEST_BACKEND ?? "cpu") as "cpu" | "cuda";
@@ -61,7 +61,7 @@ function compare(got: Float32Array, want: Float32Array, dim: number) {
 }
 
 describe(`golden (${backend})`, () => {
-  const tok = BpeTokenizer.fromFile(join(SHARED, "dnabert-s/tokenizer.json"));
+  const tok = BpeTokenizer.fromFile(join(REFERENCE, "dnabert-s/tokenizer.json"));
   const esmTok = EsmTokenizer.default();
 
   test("tokenizers reproduce the reference token ids", () => {
@@ -144,8 +144,8 @@ describe(`golden (${backend})`, () => {
     // The DNABERT-S fixture directory has no tokenizer.json; give the real one with --tokenizer.
     const out = tempDir("golden-predict");
     const r = runCli([
-      "predict", join(SHARED, "virnucpro/test_with_orfs.fa"), "-o", out, "--chunk-size", "500",
-      "--esm", join(G, "esm"), "--dnabert", join(G, "dnabert"), "--tokenizer", join(SHARED, "dnabert-s/tokenizer.json"),
+      "predict", join(REFERENCE, "virnucpro/test_with_orfs.fa"), "-o", out, "--chunk-size", "500",
+      "--esm", join(G, "esm"), "--dnabert", join(G, "dnabert"), "--tokenizer", join(REFERENCE, "dnabert-s/tokenizer.json"),
       "--classifier", join(G, "classifier.pth"), "--device", backend, "--no-progress",
     ]);
     expect(r.stderr).toBe("");

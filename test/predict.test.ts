@@ -4,9 +4,9 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { SHARED, modelArgs, runCli, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
+import { REFERENCE, modelArgs, runCli, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
 
-const FIX = join(SHARED, "virnucpro");
+const FIX = join(REFERENCE, "virnucpro");
 
 async function duck(sql: string): Promise<unknown[][]> {
   const db = await DuckDBInstance.create(":memory:");

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { BpeTokenizer } from "./bpe.ts";
 import { UserError } from "../util/errors.ts";
 
-const FILE = "../shared/fixtures/dnabert-s/tokenizer.json";
+const FILE = "test/fixtures/reference/dnabert-s/tokenizer.json";
 const json = JSON.parse(readFileSync(FILE, "utf8"));
 const tok = BpeTokenizer.fromFile(FILE);
 const heapTok = BpeTokenizer.fromJSON(json, { mergeQueue: "heap" });
@@ -273,6 +273,6 @@ describe("tokenizer.json variants", () => {
     expect(() => BpeTokenizer.fromJSON(tiny({ pre_tokenizer: { type: "ByteLevel" } }))).toThrow(/pre-tokenizer ByteLevel/);
     expect(() => BpeTokenizer.fromJSON(tiny({}, { merges: ["a z"] }))).toThrow(/merge "a z"/);
     expect(() => BpeTokenizer.fromFile("/nonexistent/tokenizer.json")).toThrow(/cannot read tokenizer \/nonexistent\/tokenizer\.json/);
-    expect(() => BpeTokenizer.fromFile("../shared/fixtures/esm2/vocab.txt")).toThrow(/not valid JSON/);
+    expect(() => BpeTokenizer.fromFile("test/fixtures/reference/esm2/vocab.txt")).toThrow(/not valid JSON/);
   });
 });

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-const TOKENIZER = "../shared/fixtures/dnabert-s/tokenizer.json";
+const TOKENIZER = "test/fixtures/reference/dnabert-s/tokenizer.json";
 const tmp = mkdtempSync(join(tmpdir(), "virnuc-tokenize-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
