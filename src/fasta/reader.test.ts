@@ -168,7 +168,7 @@ describe("readFasta: errors name the file and line", () => {
       msg = (err as Error).message;
     }
     expect(seen).toEqual(["a"]);
-    expect(msg).toContain(`no FASTA records in ${empty}`);
+    expect(msg).toContain(`no records in ${empty}`);
   });
 
   test("truncated gzip", async () => {

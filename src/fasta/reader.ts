@@ -1,30 +1,79 @@
 /**
- * Streaming FASTA reader: plain or gzip (by magic bytes), several files as one stream,
+ * Streaming reader of sequence inputs: FASTA or FASTQ (told by the first byte, '>' or '@'),
+ * plain, gzip or zstd (told by magic bytes, not by the name), from files, standard input (`-`),
+ * named pipes or process substitution. Several inputs are read in order as one stream, with
  * bounded memory whatever the input (a record's sequence is the only thing held whole).
  *
- * Record id = header text after '>' up to the first whitespace; sequence = the following lines
- * joined with all whitespace removed, case kept. A record with an empty sequence is skipped
- * with a warning. Malformed input is a UserError naming the file and line.
+ * Record id = header text after '>' or '@' up to the first whitespace; FASTA sequence = the
+ * following lines joined with all whitespace removed, case kept; FASTQ = 4-line records whose
+ * qualities are checked (as long as the sequence) and dropped. A record with an empty sequence
+ * is skipped with a warning. Malformed input is a UserError naming the file and line.
+ *
+ * Every record carries `index`, its record_index: the 0-based ordinal of the emitted record over
+ * all inputs. While it streams, the reader hashes each input's bytes as given (sha256, no second
+ * pass) and counts what deserves a warning (protein or RNA letters, duplicate ids): see ReadSummary.
  */
 import { openSync, readSync, closeSync, statSync, createReadStream } from "node:fs";
-import { createGunzip } from "node:zlib";
+import { Readable } from "node:stream";
+import { createGunzip, createZstdDecompress } from "node:zlib";
+import { createHash, type Hash } from "node:crypto";
 import { UserError } from "../util/errors.ts";
+import { ZstdFrames } from "./zstd.ts";
 
 export interface FastaRecord {
   id: string;
   /** sequence bytes, whitespace removed, case kept */
   seq: Uint8Array;
+  /** the input path as given ("<stdin>" for `-`) */
   file: string;
   /** 1-based line of the header */
   line: number;
-  /** byte offset of '>' in a plain file; -1 in gzip input */
+  /** byte offset of '>' / '@' in a plain regular file; -1 in compressed or streamed input */
   offset: number;
-  /** 0-based index of the emitted record over all inputs */
+  /** record_index: 0-based index of the emitted record over all inputs */
   index: number;
+}
+
+export type Compression = "none" | "gzip" | "zstd";
+export type InputFormat = "fasta" | "fastq";
+
+/** What the reader learnt about one input; final once that input has been read to its end. */
+export interface InputSummary {
+  /** the path as given (`-` for standard input) */
+  path: string;
+  /** standard input, a pipe, a FIFO or another input that cannot seek */
+  stream: boolean;
+  compression: Compression;
+  /** null when the input holds no record */
+  format: InputFormat | null;
+  /** bytes read from the input as given (the compressed bytes for gzip / zstd) */
+  bytes: number;
+  /** sha256 of those bytes; null until the input has been read to its end, and for a start offset */
+  sha256: string | null;
+  /** records emitted from this input */
+  records: number;
+}
+
+/** Filled in while reading (pass one in ReadOptions.summary). */
+export interface ReadSummary {
+  inputs: InputSummary[];
+  records: number;
+  /** records whose id was seen before (over all inputs) */
+  duplicateIds: number;
+  /** records with letters that only proteins use (E, F, I, J, L, O, P, Q, Z) */
+  proteinLike: number;
+  /** records with U (RNA) */
+  rnaLike: number;
+}
+
+export function newReadSummary(): ReadSummary {
+  return { inputs: [], records: 0, duplicateIds: 0, proteinLike: 0, rnaLike: 0 };
 }
 
 export interface ReadOptions {
   onWarning?: (msg: string) => void;
+  /** filled in as the inputs are read */
+  summary?: ReadSummary;
   /** begin at a known record start of a plain file (sharding) */
   start?: {
     fileIndex: number;
@@ -36,64 +85,231 @@ export interface ReadOptions {
   };
 }
 
+/** The path that means standard input. */
+export const STDIN = "-";
+
 const CHUNK = 1 << 20;
 const GT = 0x3e;
+const AT = 0x40;
+const PLUS = 0x2b;
 const NL = 0x0a;
 const CR = 0x0d;
 
-// Byte classes: 0 = sequence letter, 1 = whitespace (dropped), 2 = binary (error).
+// Byte classes: 0 = sequence letter, 1 = whitespace (dropped), 2 = binary (error),
+// 3 = a letter only proteins use, 4 = U (RNA); 3 and 4 are kept like 0 and noted.
 const CLASS = new Uint8Array(256);
 for (let b = 0; b < 256; b++) {
   if (b === 0x20 || b === 0x09 || b === CR || b === NL || b === 0x0b || b === 0x0c) CLASS[b] = 1;
   else if (b < 0x20 || b === 0x7f || b >= 0x80) CLASS[b] = 2;
 }
+for (const c of "EFIJLOPQZefijlopqz") CLASS[c.charCodeAt(0)] = 3;
+for (const c of "Uu") CLASS[c.charCodeAt(0)] = 4;
+const PROTEIN = 1;
+const RNA = 2;
 
-function isGzip(path: string): boolean {
+/** How an input is read: standard input, a stream that cannot seek (pipe, FIFO, /dev/fd/N), or a regular file. */
+export function inputKind(path: string): "stdin" | "stream" | "file" {
+  if (path === STDIN) return "stdin";
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UserError(`input ${path} does not exist`);
+    throw new UserError(`cannot read input ${path}: ${code === "EACCES" ? "permission denied" : (code ?? (err as Error).message)}`);
+  }
+  if (st.isDirectory()) throw new UserError(`input ${path} is a directory, expected a FASTA or FASTQ file`);
+  return st.isFile() ? "file" : "stream";
+}
+
+/** The name an input has in messages and records. */
+export function inputName(path: string): string {
+  return path === STDIN ? "<stdin>" : path;
+}
+
+type Magic = Compression | "bzip2" | "xz";
+
+function magicOf(b: Uint8Array): Magic {
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return "gzip";
+  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return "zstd";
+  if (b.length >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return "bzip2"; // "BZh"
+  if (b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a && b[5] === 0) return "xz";
+  return "none";
+}
+
+function refuseMagic(name: string, path: string, magic: Magic): void {
+  if (magic !== "bzip2" && magic !== "xz") return;
+  const tool = magic === "bzip2" ? "bzcat" : "xzcat";
+  const src = path === STDIN ? "FILE" : path;
+  throw new UserError(
+    `${name} is ${magic}-compressed, which virnuc does not read: decompress it in a pipe, e.g. \`${tool} ${src} | virnuc predict - -o DIR\``,
+  );
+}
+
+function readHead(path: string, at: number): Uint8Array {
   const fd = openSync(path, "r");
   try {
-    const b = new Uint8Array(2);
-    const n = readSync(fd, b, 0, 2, 0);
-    return n === 2 && b[0] === 0x1f && b[1] === 0x8b;
+    const b = new Uint8Array(6);
+    const n = readSync(fd, b, 0, 6, at);
+    return b.subarray(0, n);
   } finally {
     closeSync(fd);
   }
 }
 
-async function* plainChunks(path: string, from: number): AsyncGenerator<Uint8Array> {
+/** Byte counter and sha256 of one input's bytes as they pass. */
+class InputHash {
+  private readonly hash: Hash | null;
+  constructor(
+    private readonly info: InputSummary,
+    whole: boolean,
+  ) {
+    this.hash = whole ? createHash("sha256") : null;
+  }
+  add(b: Uint8Array) {
+    this.info.bytes += b.length;
+    this.hash?.update(b);
+  }
+  end() {
+    if (this.hash) this.info.sha256 = this.hash.digest("hex");
+  }
+}
+
+/** A plain regular file from a byte offset, through one reused buffer (the consumer copies what it keeps). */
+async function* fileChunks(path: string, from: number, h: InputHash): AsyncGenerator<Uint8Array> {
   const fd = openSync(path, "r");
   try {
     let pos = from;
-    // One buffer for the whole file: readFasta copies what it keeps before asking for more.
     const buf = new Uint8Array(CHUNK);
     for (;;) {
       const n = readSync(fd, buf, 0, CHUNK, pos);
-      if (n <= 0) return;
+      if (n <= 0) break;
       pos += n;
-      yield n === CHUNK ? buf : buf.subarray(0, n);
+      const c = n === CHUNK ? buf : buf.subarray(0, n);
+      h.add(c);
+      yield c;
     }
+    h.end();
   } finally {
     closeSync(fd);
   }
 }
 
-async function* gzipChunks(path: string): AsyncGenerator<Uint8Array> {
-  const gunzip = createGunzip({ chunkSize: CHUNK });
-  const src = createReadStream(path, { highWaterMark: CHUNK });
-  src.on("error", (e) => gunzip.destroy(e));
-  src.pipe(gunzip);
+/** Any input read front to back in fresh buffers (standard input, pipes, compressed files). */
+async function* streamChunks(path: string, h: InputHash): AsyncGenerator<Uint8Array> {
+  const src = path === STDIN ? createReadStream("", { fd: 0, highWaterMark: CHUNK, autoClose: false }) : createReadStream(path, { highWaterMark: CHUNK });
   try {
-    for await (const c of gunzip) yield c as Uint8Array;
+    for await (const c of src) {
+      const b = c as Uint8Array;
+      h.add(b);
+      yield b;
+    }
+    h.end();
   } catch (err) {
-    throw new GzipError((err as Error).message);
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read input ${inputName(path)}: ${code ?? (err as Error).message}`);
   } finally {
-    // A consumer that stops early must not leave the file open.
     src.destroy();
-    gunzip.destroy();
   }
 }
 
-/** A decompression failure; readFasta names the file and the line it had reached. */
-class GzipError extends Error {}
+/** The chunks `first`, then the rest of `rest`. */
+async function* chain(first: Uint8Array[], rest: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    for (const c of first) yield c;
+    for (;;) {
+      const r = await rest.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await rest.return?.();
+  }
+}
+
+/** A decompression failure; the reader names the file and the line it had reached. */
+class DecompressError extends Error {
+  constructor(
+    readonly format: "gzip" | "zstd",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** zstd input whose frame structure is checked as it passes: a truncated file is an error. */
+async function* zstdChecked(raw: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const frames = new ZstdFrames();
+  for await (const c of raw) {
+    const bad = frames.feed(c);
+    if (bad) throw new DecompressError("zstd", bad);
+    yield c;
+  }
+  const bad = frames.end();
+  if (bad) throw new DecompressError("zstd", bad);
+}
+
+async function* decompressed(raw: AsyncIterable<Uint8Array>, format: "gzip" | "zstd"): AsyncGenerator<Uint8Array> {
+  const z = format === "gzip" ? createGunzip({ chunkSize: CHUNK }) : createZstdDecompress({ chunkSize: CHUNK });
+  const src = Readable.from(format === "zstd" ? zstdChecked(raw) : raw, { objectMode: false });
+  src.on("error", (e) => z.destroy(e));
+  src.pipe(z);
+  try {
+    for await (const c of z) yield c as Uint8Array;
+  } catch (err) {
+    if (err instanceof UserError || err instanceof DecompressError) throw err;
+    throw new DecompressError(format, (err as Error).message);
+  } finally {
+    // A consumer that stops early must not leave the file open.
+    src.destroy();
+    z.destroy();
+  }
+}
+
+/** Open-addressing set of 64-bit id hashes (two 32-bit murmur hashes), bounded in size. */
+class IdSet {
+  /** beyond this many distinct ids, new ids are looked up but no longer added (128 MiB) */
+  static readonly MAX_SLOTS = 1 << 24;
+  private slots = new Uint32Array(2 << 12);
+  private cap = 1 << 12;
+  private size = 0;
+  /** true when the id was added before */
+  seen(id: string): boolean {
+    const a = Bun.hash.murmur32v3(id, 0x2545f491) >>> 0 || 1;
+    const b = Bun.hash.murmur32v3(id, 0x9e3779b9) >>> 0;
+    const mask = this.cap - 1;
+    for (let k = a & mask; ; k = (k + 1) & mask) {
+      const x = this.slots[2 * k];
+      if (x === 0) break;
+      if (x === a && this.slots[2 * k + 1] === b) return true;
+    }
+    if (this.size * 2 >= this.cap) {
+      if (this.cap >= IdSet.MAX_SLOTS) return false;
+      this.grow();
+    }
+    for (let k = a & (this.cap - 1); ; k = (k + 1) & (this.cap - 1))
+      if (this.slots[2 * k] === 0) {
+        this.slots[2 * k] = a;
+        this.slots[2 * k + 1] = b;
+        this.size++;
+        return false;
+      }
+  }
+  private grow() {
+    const old = this.slots;
+    this.cap *= 2;
+    this.slots = new Uint32Array(2 * this.cap);
+    const mask = this.cap - 1;
+    for (let j = 0; j < old.length; j += 2) {
+      const a = old[j];
+      if (a === 0) continue;
+      let k = a & mask;
+      while (this.slots[2 * k] !== 0) k = (k + 1) & mask;
+      this.slots[2 * k] = a;
+      this.slots[2 * k + 1] = old[j + 1];
+    }
+  }
+}
 
 /** A record longer than one buffer may hold; readFasta names the record. */
 class RecordTooLong extends Error {}
@@ -181,8 +397,10 @@ function headerId(b: Uint8Array, end: number): string {
 }
 
 /** A sharding start must be a '>' at the start of a line of a plain file. */
-function checkStart(path: string, gz: boolean, offset: number, size: number): void {
-  if (gz) throw new UserError(`${path}: cannot start inside a gzip file at byte ${offset}; shard plain FASTA files, or whole gzip files`);
+function checkStart(path: string, compression: Compression, offset: number): void {
+  if (compression !== "none")
+    throw new UserError(`${path}: cannot start inside a ${compression} file at byte ${offset}; shard plain FASTA files, or whole compressed files`);
+  const size = statSync(path).size;
   if (!(Number.isSafeInteger(offset) && offset > 0 && offset < size))
     throw new UserError(`${path}: start offset ${offset} is outside the file (${size} bytes)`);
   const fd = openSync(path, "r");
@@ -196,141 +414,448 @@ function checkStart(path: string, gz: boolean, offset: number, size: number): vo
   }
 }
 
-export async function* readFasta(paths: string[], opts: ReadOptions = {}): AsyncGenerator<FastaRecord> {
-  const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
-  let index = opts.start?.index ?? 0;
-  const seq = new SeqBuffer();
-  for (let fi = opts.start?.fileIndex ?? 0; fi < paths.length; fi++) {
-    const path = paths[fi];
-    let st;
-    try {
-      st = statSync(path);
-    } catch {
-      throw new UserError(`cannot read input ${path}: no such file`);
-    }
-    if (st.isDirectory()) throw new UserError(`input ${path} is a directory, expected a FASTA file`);
-    const gz = st.size >= 2 && isGzip(path);
-    const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
-    if (resume && resume.offset !== 0) checkStart(path, gz, resume.offset, st.size);
-    const from = resume ? resume.offset : 0;
-    const chunks = gz ? gzipChunks(path) : plainChunks(path, from);
+interface Noted {
+  file: string;
+  line: number;
+  id: string;
+}
 
-    let line = resume?.line ?? 1;
-    let pos = from; // byte offset of chunk start (plain files)
-    let header: string | null = null; // header of the record being read
-    let headerLine = 0;
-    let headerOffset = -1;
-    let partial: Uint8Array | null = null; // an unfinished header line across chunks
-    let inHeader = false;
-    let atLineStart = true;
-    let records = 0;
-    let sawText = false;
+/** State shared by every input of one read: record indices, the sequence buffer, what to warn about. */
+class Reading {
+  readonly seq = new SeqBuffer();
+  /** PROTEIN | RNA letters seen in the current record's sequence */
+  flags = 0;
+  private readonly ids = new IdSet();
+  firstDuplicate: Noted | null = null;
+  firstProtein: Noted | null = null;
+  firstRna: Noted | null = null;
+  info!: InputSummary;
+  name = "";
 
-    const finish = (): FastaRecord | null => {
-      if (header === null) return null;
-      const id = header;
-      header = null;
-      if (seq.len === 0) {
-        warn(`${path}:${headerLine}: record '${id}' has no sequence: skipped`);
-        return null;
+  constructor(
+    readonly warn: (m: string) => void,
+    readonly summary: ReadSummary,
+    public index: number,
+  ) {}
+
+  /** Appends the sequence letters of chunk[i, end); whitespace is dropped, binary bytes are an error. Returns how many were kept. */
+  letters(chunk: Uint8Array, i: number, end: number, line: number): number {
+    const out = this.seq.reserve(end - i);
+    const before = this.seq.len;
+    let len = before;
+    let flags = 0;
+    for (let j = i; j < end; j++) {
+      const b = chunk[j];
+      const c = CLASS[b];
+      if (c === 0) out[len++] = b;
+      else if (c === 1) continue;
+      else if (c === 2)
+        throw new UserError(
+          `${this.name}:${line}: binary data (byte 0x${b.toString(16).padStart(2, "0")}) in the input: not a FASTA or FASTQ text file (plain, gzip or zstd)`,
+        );
+      else {
+        out[len++] = b;
+        flags |= c - 2;
       }
-      records++;
-      return { id, seq: seq.take(), file: path, line: headerLine, offset: headerOffset, index: index++ };
-    };
-    const startHeader = (bytes: Uint8Array) => {
-      let end = bytes.length;
-      if (end > 0 && bytes[end - 1] === CR) end--;
-      const id = headerId(bytes, end);
-      if (id.length === 0) throw new UserError(`${path}:${line}: header without an id ('>' followed by nothing)`);
-      for (let i = 0; i < end; i++)
-        if (bytes[i] === 0) throw new UserError(`${path}:${line}: binary data (NUL byte) in a header: not a FASTA file`);
-      header = id;
-    };
+    }
+    this.flags |= flags;
+    this.seq.len = len;
+    return len - before;
+  }
 
-    try {
-      for await (const chunk of chunks) {
-        let i = 0;
-        const n = chunk.length;
-        while (i < n) {
-          if (inHeader) {
-            const nl = chunk.indexOf(NL, i);
-            const end = nl < 0 ? n : nl;
-            const piece = chunk.subarray(i, end);
-            let headerBytes: Uint8Array;
-            if (partial !== null) {
-              const prev: Uint8Array = partial;
-              headerBytes = new Uint8Array(prev.length + piece.length);
-              headerBytes.set(prev);
-              headerBytes.set(piece, prev.length);
-            } else headerBytes = nl < 0 ? piece.slice() : piece;
-            if (headerBytes.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
-            if (nl < 0) {
-              partial = headerBytes;
-              i = n;
-              break;
-            }
-            startHeader(headerBytes);
-            partial = null;
-            inHeader = false;
-            atLineStart = true;
-            line++;
-            i = nl + 1;
-            continue;
-          }
-          if (atLineStart && chunk[i] === GT) {
-            const rec = finish();
-            if (rec) yield rec;
-            inHeader = true;
-            headerLine = line;
-            headerOffset = gz ? -1 : pos + i;
-            sawText = true;
-            continue;
-          }
-          // Sequence bytes up to the end of the line.
+  /** The finished record, or null (an empty sequence is skipped with a warning). */
+  finish(id: string, line: number, offset: number): FastaRecord | null {
+    const flags = this.flags;
+    this.flags = 0;
+    if (this.seq.len === 0) {
+      this.warn(`${this.name}:${line}: record '${id}' has no sequence: skipped`);
+      return null;
+    }
+    const s = this.summary;
+    if (flags & PROTEIN) {
+      s.proteinLike++;
+      if (!this.firstProtein) {
+        this.firstProtein = { file: this.name, line, id };
+        this.warn(
+          `${this.name}:${line}: record '${id}' looks like protein, not DNA (it has letters such as E, F, I, L, P or Q): virnuc translates nucleotide reads, so its scores mean nothing; give the nucleotide FASTA/FASTQ`,
+        );
+      }
+    }
+    if (flags & RNA) {
+      s.rnaLike++;
+      if (!this.firstRna) {
+        this.firstRna = { file: this.name, line, id };
+        this.warn(
+          `${this.name}:${line}: record '${id}' has U (RNA?): U is not read as T (codons with U translate to X); convert it first, e.g. \`sed '/^[>@+]/!y/Uu/Tt/'\``,
+        );
+      }
+    }
+    if (this.ids.seen(id)) {
+      s.duplicateIds++;
+      this.firstDuplicate ??= { file: this.name, line, id };
+    }
+    this.info.records++;
+    s.records++;
+    return { id, seq: this.seq.take(), file: this.name, line, offset, index: this.index++ };
+  }
+
+  /** The one-line summaries at the end of all inputs. */
+  endWarnings() {
+    const s = this.summary;
+    const at = (n: Noted) => `'${n.id}' at ${n.file}:${n.line}`;
+    if (s.duplicateIds > 0 && this.firstDuplicate)
+      this.warn(
+        `${s.duplicateIds} record(s) repeat an id seen before (first: ${at(this.firstDuplicate)}); every record is processed and kept: ids are not unique keys (record_index is)`,
+      );
+    if (s.proteinLike > 1 && this.firstProtein) this.warn(`${s.proteinLike} records in all look like protein (first: ${at(this.firstProtein)})`);
+    if (s.rnaLike > 1 && this.firstRna) this.warn(`${s.rnaLike} records in all have U (first: ${at(this.firstRna)})`);
+  }
+}
+
+/** Where a parser starts: the input's name, its first line and byte offset, offsets known (plain regular file). */
+interface ParseStart {
+  line: number;
+  pos: number;
+  seekable: boolean;
+}
+
+function explain(err: unknown, r: Reading, line: number, header: { id: string | null; line: number }): unknown {
+  if (err instanceof RecordTooLong)
+    return new UserError(`${r.name}:${header.line}: record '${header.id}' is longer than ${MAX_RECORD_BYTES / 2 ** 30} GiB: split it first`);
+  if (err instanceof DecompressError)
+    return new UserError(`${r.name}:${line}: corrupt or truncated ${err.format} input (${err.message}); re-download or re-compress the file`);
+  return err;
+}
+
+async function* parseFasta(chunks: AsyncIterable<Uint8Array>, r: Reading, at: ParseStart): AsyncGenerator<FastaRecord> {
+  const path = r.name;
+  let line = at.line;
+  let pos = at.pos; // byte offset of chunk start (plain files)
+  let header: string | null = null; // header of the record being read
+  let headerLine = 0;
+  let headerOffset = -1;
+  let partial: Uint8Array | null = null; // an unfinished header line across chunks
+  let inHeader = false;
+  let atLineStart = true;
+
+  const startHeader = (bytes: Uint8Array) => {
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === CR) end--;
+    const id = headerId(bytes, end);
+    if (id.length === 0) throw new UserError(`${path}:${line}: header without an id ('>' followed by nothing)`);
+    for (let i = 0; i < end; i++)
+      if (bytes[i] === 0) throw new UserError(`${path}:${line}: binary data (NUL byte) in a header: not a FASTA file`);
+    header = id;
+  };
+  const finish = (): FastaRecord | null => {
+    if (header === null) return null;
+    const id = header;
+    header = null;
+    return r.finish(id, headerLine, headerOffset);
+  };
+
+  try {
+    for await (const chunk of chunks) {
+      let i = 0;
+      const n = chunk.length;
+      while (i < n) {
+        if (inHeader) {
           const nl = chunk.indexOf(NL, i);
           const end = nl < 0 ? n : nl;
-          if (end > i) {
-            // Letters go straight into the record in one pass; whitespace (\r, spaces) is dropped.
-            const out = seq.reserve(end - i);
-            let len = seq.len;
-            for (let j = i; j < end; j++) {
-              const b = chunk[j];
-              const c = CLASS[b];
-              if (c === 0) out[len++] = b;
-              else if (c === 2)
-                throw new UserError(
-                  `${path}:${line}: binary data (byte 0x${b.toString(16).padStart(2, "0")}) in the input: not a plain or gzip FASTA file`,
-                );
-            }
-            if (header === null && len > seq.len)
-              throw new UserError(`${path}:${line}: text before the first '>' header: not a FASTA file`);
-            seq.len = len;
-          }
+          const piece = chunk.subarray(i, end);
+          let headerBytes: Uint8Array;
+          if (partial !== null) {
+            const prev: Uint8Array = partial;
+            headerBytes = new Uint8Array(prev.length + piece.length);
+            headerBytes.set(prev);
+            headerBytes.set(piece, prev.length);
+          } else headerBytes = nl < 0 ? piece.slice() : piece;
+          if (headerBytes.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
           if (nl < 0) {
-            atLineStart = false;
+            partial = headerBytes;
             i = n;
-          } else {
-            atLineStart = true;
-            line++;
-            i = nl + 1;
+            break;
+          }
+          startHeader(headerBytes);
+          partial = null;
+          inHeader = false;
+          atLineStart = true;
+          line++;
+          i = nl + 1;
+          continue;
+        }
+        if (atLineStart && chunk[i] === GT) {
+          const rec = finish();
+          if (rec) yield rec;
+          inHeader = true;
+          headerLine = line;
+          headerOffset = at.seekable ? pos + i : -1;
+          continue;
+        }
+        // Sequence bytes up to the end of the line, straight into the record; whitespace is dropped.
+        const nl = chunk.indexOf(NL, i);
+        const end = nl < 0 ? n : nl;
+        if (end > i && r.letters(chunk, i, end, line) > 0 && header === null)
+          throw new UserError(
+            `${path}:${line}: text before the first '>' header: not a FASTA file (FASTA starts with '>', FASTQ with '@')`,
+          );
+        if (nl < 0) {
+          atLineStart = false;
+          i = n;
+        } else {
+          atLineStart = true;
+          line++;
+          i = nl + 1;
+        }
+      }
+      pos += n;
+    }
+  } catch (err) {
+    throw explain(err, r, line, { id: header, line: headerLine });
+  }
+  if (inHeader && partial) {
+    startHeader(partial);
+    partial = null;
+  }
+  const rec = finish();
+  if (rec) yield rec;
+}
+
+/**
+ * 4-line FASTQ: '@' header, the sequence on one line, a '+' line, qualities as long as the
+ * sequence (printable '!'..'~', read and dropped). Blank lines between records are allowed.
+ */
+async function* parseFastq(chunks: AsyncIterable<Uint8Array>, r: Reading, at: ParseStart): AsyncGenerator<FastaRecord> {
+  const path = r.name;
+  const HEADER = 0, SEQ = 1, PLUS_LINE = 2, QUAL = 3;
+  let state = HEADER;
+  let line = at.line;
+  let pos = at.pos;
+  let lineLen = 0; // bytes of the current line seen so far (before its '\n')
+  let partial: Uint8Array | null = null; // the header line so far
+  let id: string | null = null;
+  let headerLine = 0;
+  let headerOffset = -1;
+  let seqLen = 0;
+  let qualLen = 0;
+  const bad = (what: string) => new UserError(`${path}:${line}: ${what}`);
+  const appendHeader = (piece: Uint8Array, copy: boolean) => {
+    if (partial === null) partial = copy ? piece.slice() : piece;
+    else {
+      const b = new Uint8Array(partial.length + piece.length);
+      b.set(partial);
+      b.set(piece, partial.length);
+      partial = b;
+    }
+    if (partial.length > 1 << 20) throw bad("header line longer than 1 MB: not a FASTQ file?");
+  };
+  /** The header line is complete: its id, or null for a blank line. */
+  const endHeader = (): string | null => {
+    const bytes: Uint8Array = partial ?? new Uint8Array(0);
+    partial = null;
+    let k = 0;
+    while (k < bytes.length && CLASS[bytes[k]] === 1) k++;
+    if (k === bytes.length) return null;
+    if (bytes[0] !== AT) {
+      const what = bytes[k] === GT ? "a FASTA '>' header inside FASTQ input" : `'${String.fromCharCode(bytes[k])}'`;
+      throw bad(`expected a FASTQ record header ('@' line) but found ${what}; a FASTQ record is 4 lines: @id, sequence, +, qualities`);
+    }
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === CR) end--;
+    for (let i = 0; i < end; i++) if (bytes[i] === 0) throw bad("binary data (NUL byte) in a header: not a FASTQ file");
+    const s = headerId(bytes, end);
+    if (s.length === 0) throw bad("header without an id ('@' followed by nothing)");
+    return s;
+  };
+  const endQual = (): FastaRecord | null => {
+    if (qualLen !== seqLen)
+      throw bad(
+        `record '${id}' has ${qualLen} quality values for ${seqLen} bases: they must be equally long (a truncated or multi-line FASTQ record?)`,
+      );
+    const rec = r.finish(id!, headerLine, headerOffset);
+    id = null;
+    return rec;
+  };
+
+  try {
+    for await (const chunk of chunks) {
+      let i = 0;
+      const n = chunk.length;
+      while (i < n) {
+        const nl = chunk.indexOf(NL, i);
+        const end = nl < 0 ? n : nl;
+        if (state === HEADER) {
+          if (lineLen === 0) headerOffset = at.seekable ? pos + i : -1;
+          appendHeader(chunk.subarray(i, end), nl < 0);
+        } else if (state === SEQ) {
+          seqLen += r.letters(chunk, i, end, line);
+        } else if (state === PLUS_LINE) {
+          if (lineLen === 0 && end > i && chunk[i] !== PLUS) {
+            const c = chunk[i];
+            if (c === AT || c === CR) throw bad(`record '${id}' has no '+' line after its sequence line; a FASTQ record is 4 lines: @id, sequence, +, qualities`);
+            if (CLASS[c] !== 2 && CLASS[c] !== 1)
+              throw bad(
+                `record '${id}' continues its sequence on a second line: multi-line FASTQ is not read; rewrap it to 4-line records first (e.g. \`seqtk seq -l0 in.fq\`)`,
+              );
+            throw bad(`expected the '+' line of record '${id}'`);
+          }
+          if (lineLen === 0 && nl === i) throw bad(`record '${id}' has an empty line where its '+' line belongs`);
+        } else {
+          for (let j = i; j < end; j++) {
+            const b = chunk[j];
+            if (b >= 0x21 && b <= 0x7e) qualLen++;
+            else if (b !== CR) throw bad(`record '${id}': byte 0x${b.toString(16).padStart(2, "0")} is not a quality value ('!'..'~')`);
           }
         }
-        pos += n;
+        lineLen += end - i;
+        if (nl < 0) break;
+        // The line ends here.
+        if (state === HEADER) {
+          const got = endHeader();
+          if (got !== null) {
+            id = got;
+            headerLine = line;
+            seqLen = 0;
+            state = SEQ;
+          }
+        } else if (state === SEQ) state = PLUS_LINE;
+        else if (state === PLUS_LINE) {
+          qualLen = 0;
+          state = QUAL;
+        } else {
+          const rec = endQual();
+          state = HEADER;
+          lineLen = 0;
+          line++;
+          i = nl + 1;
+          if (rec) yield rec;
+          continue;
+        }
+        lineLen = 0;
+        line++;
+        i = nl + 1;
       }
-    } catch (err) {
-      if (err instanceof RecordTooLong)
-        throw new UserError(`${path}:${headerLine}: record '${header}' is longer than ${MAX_RECORD_BYTES / 2 ** 30} GiB: split it first`);
-      if (err instanceof GzipError)
-        throw new UserError(`${path}:${line}: corrupt or truncated gzip input (${err.message}); re-download or re-compress the file`);
-      throw err;
+      pos += n;
     }
-    if (inHeader && partial) {
-      startHeader(partial);
-      partial = null;
+    // The input ends.
+    if (state === HEADER && partial !== null) {
+      const got = endHeader();
+      if (got !== null) throw bad(`record '${got}' is cut short: the input ends after its header (a truncated FASTQ file?)`);
+    } else if (state === SEQ || state === PLUS_LINE) {
+      throw new UserError(`${path}:${headerLine}: record '${id}' is cut short: the input ends before its '+' and quality lines (a truncated FASTQ file?)`);
+    } else if (state === QUAL) {
+      const rec = endQual();
+      if (rec) yield rec;
     }
-    const rec = finish();
-    if (rec) yield rec;
-    if (!sawText) throw new UserError(`no FASTA records in ${path} (the file is empty or holds only blank lines)`);
-    if (records === 0) warn(`${path}: no record with a sequence`);
+  } catch (err) {
+    throw explain(err, r, line, { id, line: headerLine });
   }
+}
+
+function firstNonSpace(c: Uint8Array): number {
+  for (let i = 0; i < c.length; i++) if (CLASS[c[i]] !== 1) return i;
+  return -1;
+}
+
+function countLines(c: Uint8Array): number {
+  let k = 0;
+  for (let i = c.indexOf(NL); i >= 0; i = c.indexOf(NL, i + 1)) k++;
+  return k;
+}
+
+/** Tells FASTA from FASTQ by the first byte that is not whitespace, then parses the input. */
+async function* parseInput(chunks: AsyncIterable<Uint8Array>, r: Reading, at: ParseStart): AsyncGenerator<FastaRecord> {
+  const it = chunks[Symbol.asyncIterator]();
+  let line = at.line;
+  let pos = at.pos;
+  let first: Uint8Array | null = null;
+  let k = -1;
+  try {
+    for (;;) {
+      const x = await it.next();
+      if (x.done) break;
+      k = firstNonSpace(x.value);
+      if (k >= 0) {
+        first = x.value;
+        break;
+      }
+      line += countLines(x.value);
+      pos += x.value.length;
+    }
+  } catch (err) {
+    await it.return?.();
+    throw explain(err, r, line, { id: null, line });
+  }
+  if (first === null) {
+    if (at.pos === 0) throw new UserError(`no records in ${r.name} (the input is empty or holds only blank lines)`);
+    return;
+  }
+  const format: InputFormat = first[k] === AT ? "fastq" : "fasta";
+  r.info.format = format;
+  const body = chain([first], it);
+  const start = { line, pos, seekable: at.seekable };
+  yield* format === "fastq" ? parseFastq(body, r, start) : parseFasta(body, r, start);
+  if (r.info.records === 0) r.warn(`${r.name}: no record with a sequence`);
+}
+
+/**
+ * Reads FASTA and FASTQ inputs (files, `-` for standard input, pipes; plain, gzip or zstd) in
+ * order as one stream of records.
+ */
+export async function* readFasta(paths: string[], opts: ReadOptions = {}): AsyncGenerator<FastaRecord> {
+  const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
+  const summary = opts.summary ?? newReadSummary();
+  const r = new Reading(warn, summary, opts.start?.index ?? 0);
+  if (paths.filter((p) => p === STDIN).length > 1) throw new UserError("standard input (-) is given more than once: it can be read only once");
+  for (let fi = opts.start?.fileIndex ?? 0; fi < paths.length; fi++) {
+    const path = paths[fi];
+    const name = inputName(path);
+    const kind = inputKind(path);
+    const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
+    const from = resume ? resume.offset : 0;
+    const info: InputSummary = { path, stream: kind !== "file", compression: "none", format: null, bytes: 0, sha256: null, records: 0 };
+    summary.inputs.push(info);
+    r.info = info;
+    r.name = name;
+    const h = new InputHash(info, from === 0);
+    let chunks: AsyncIterable<Uint8Array>;
+    let seekable = false;
+    if (kind === "file") {
+      const magic = magicOf(readHead(path, 0));
+      refuseMagic(name, path, magic);
+      info.compression = magic as Compression;
+      if (from !== 0) checkStart(path, info.compression, from);
+      if (magic === "none") {
+        chunks = fileChunks(path, from, h);
+        seekable = true;
+      } else chunks = decompressed(streamChunks(path, h), magic as "gzip" | "zstd");
+    } else {
+      if (from !== 0) throw new UserError(`${name}: cannot start at byte ${from} of a stream; shard regular files`);
+      const raw = streamChunks(path, h);
+      const head: Uint8Array[] = [];
+      let have = 0;
+      while (have < 6) {
+        const x = await raw.next();
+        if (x.done) break;
+        head.push(x.value);
+        have += x.value.length;
+      }
+      const bytes = new Uint8Array(Math.min(have, 6));
+      for (let o = 0, j = 0; o < bytes.length; j++) {
+        const part = head[j].subarray(0, bytes.length - o);
+        bytes.set(part, o);
+        o += part.length;
+      }
+      const magic = magicOf(bytes);
+      if (magic === "bzip2" || magic === "xz") {
+        await raw.return(undefined);
+        refuseMagic(name, path, magic);
+      }
+      info.compression = magic as Compression;
+      const all = chain(head, raw);
+      chunks = magic === "none" ? all : decompressed(all, magic as "gzip" | "zstd");
+    }
+    yield* parseInput(chunks, r, { line: resume?.line ?? 1, pos: from, seekable });
+  }
+  r.endWarnings();
 }

@@ -2,13 +2,13 @@
  * `virnuc predict` and `virnuc embed`: options -> models -> parts (in this process, or dealt
  * to one subprocess per GPU / CPU worker) -> assembled outputs.
  */
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { UserError } from "../util/errors.ts";
 import { chooseDevice, loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
 import { PartStore, type RunState, type PartEntry } from "./store.ts";
-import { readParts, inShard, type SourceSummary } from "./source.ts";
+import { readParts, inShard, checkInputs, describeInputs, type SourceSummary } from "./source.ts";
 import { computeLoop, type PartTelemetry } from "./loop.ts";
 import { partEntryOf, partFiles } from "./tables.ts";
 import { assembleOutputs } from "./assemble.ts";
@@ -57,10 +57,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   const t0 = performance.now();
   if (!opts.output) throw new UserError(`${command}: -o DIR is required`);
   if (!inputs?.length) throw new UserError(`${command}: give at least one FASTA file`);
-  for (const f of inputs) {
-    if (!existsSync(f)) throw new UserError(`input ${f} does not exist`);
-    if (statSync(f).isDirectory()) throw new UserError(`input ${f} is a directory, expected a FASTA file`);
-  }
+  checkInputs(inputs);
   const chunkSize = positiveInt(opts.chunkSize ?? 500, "--chunk-size");
   const windowReads = positiveInt(opts.windowReads ?? 20000, "--window-reads");
   const precision = String(opts.precision ?? "fp16");
@@ -117,7 +114,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   const state: RunState = {
     version: 1,
     command,
-    inputs: inputs.map((p) => ({ path: resolve(p), bytes: statSync(p).size })),
+    inputs: describeInputs(inputs),
     chunkSize,
     windowReads,
     precision: device.backend === "cpu" ? "fp32" : precision,
