@@ -122,6 +122,16 @@ export function inputKind(path: string): "stdin" | "stream" | "file" {
   return st.isFile() ? "file" : "stream";
 }
 
+/**
+ * Checks an input before any work starts: it exists, is not a directory, and (a regular file)
+ * is not in a compression virnuc does not read. Streams are checked as they are read.
+ */
+export function checkInput(path: string): "stdin" | "stream" | "file" {
+  const kind = inputKind(path);
+  if (kind === "file") refuseMagic(path, path, magicOf(readHead(path, 0)));
+  return kind;
+}
+
 /** The name an input has in messages and records. */
 export function inputName(path: string): string {
   return path === STDIN ? "<stdin>" : path;
@@ -803,7 +813,7 @@ async function* parseInput(chunks: AsyncIterable<Uint8Array>, r: Reading, at: Pa
  * order as one stream of records.
  */
 export async function* readFasta(paths: string[], opts: ReadOptions = {}): AsyncGenerator<FastaRecord> {
-  const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
+  const warn = opts.onWarning ?? ((m: string) => process.stderr.write(`virnuc: warning: ${m}\n`));
   const summary = opts.summary ?? newReadSummary();
   const r = new Reading(warn, summary, opts.start?.index ?? 0);
   if (paths.filter((p) => p === STDIN).length > 1) throw new UserError("standard input (-) is given more than once: it can be read only once");

@@ -52,26 +52,26 @@ export class Progress {
       this.drawn = true;
     } else if (performance.now() - this.lastLine > 10_000 || this.parts === 1) {
       this.lastLine = performance.now();
-      console.error(`virnuc: ${msg}`);
+      say(`virnuc: ${msg}`);
     }
   }
 
   warn(msg: string) {
     this.clear();
-    console.error(`virnuc: warning: ${msg}`);
+    say(`virnuc: warning: ${msg}`);
   }
 
   line(msg: string) {
     if (!this.opts.enabled) return;
     this.clear();
-    console.error(`virnuc: ${msg}`);
+    say(`virnuc: ${msg}`);
   }
 
   finish() {
     if (!this.opts.enabled) return;
     this.clear();
     const secs = (performance.now() - this.t0) / 1000;
-    console.error(`virnuc: ${fmt(this.reads)} reads, ${fmt(this.frames)} frames in ${secs.toFixed(1)} s`);
+    say(`virnuc: ${fmt(this.reads)} reads, ${fmt(this.frames)} frames in ${secs.toFixed(1)} s`);
   }
 
   private clear() {
@@ -93,4 +93,9 @@ function clock(s: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = Math.floor(s % 60);
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(sec).padStart(2, "0")}s`;
+}
+
+/** A line on stderr, uncoloured (Bun's console.error paints a terminal's text red). */
+function say(line: string) {
+  process.stderr.write(line + "\n");
 }

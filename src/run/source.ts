@@ -4,7 +4,7 @@
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary } from "../fasta/reader.ts";
+import { checkInput, inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary } from "../fasta/reader.ts";
 import { hashRecords } from "./part.ts";
 import type { PartInput } from "./loop.ts";
 import type { PartEntry } from "./store.ts";
@@ -20,11 +20,11 @@ export interface SourceSummary {
 }
 
 /**
- * Checks the inputs before any model loads: each exists and is not a directory; `-` (standard
+ * Checks the inputs before any model loads: each exists, is not a directory nor bzip2/xz; `-` (standard
  * input) at most once. Pipes, FIFOs and process substitution are streams: fine.
  */
 export function checkInputs(inputs: string[]): void {
-  for (const f of inputs) inputKind(f);
+  for (const f of inputs) checkInput(f);
   if (inputs.filter((f) => f === STDIN).length > 1)
     throw new UserError("standard input (-) is given more than once: it can be read only once");
 }
