@@ -496,7 +496,7 @@ class Reading {
       if (!this.firstRna) {
         this.firstRna = { file: this.name, line, id };
         this.warn(
-          `${this.name}:${line}: record '${id}' has U (RNA?): U is not read as T (codons with U translate to X); convert it first, e.g. \`sed '/^[>@+]/!y/Uu/Tt/'\``,
+          `${this.name}:${line}: record '${id}' has U (RNA?): U is not read as T (a codon holding U is dropped from the translation); convert it first, e.g. \`sed '/^[>@+]/!y/Uu/Tt/'\``,
         );
       }
     }
