@@ -72,12 +72,12 @@ describe("--version, exit codes, the bin", () => {
   });
 
   const usage: [string, string[], RegExp][] = [
-    ["unknown command", ["nope"], /^virnuc: usage: unknown command 'nope'/],
-    ["unknown action", ["models", "nope"], /^virnuc: usage: unknown action 'nope' \(see virnuc models --help\)/],
-    ["unknown option", ["frames", "x.fa", "--bogus"], /^virnuc: usage: Unknown option `--bogus`/],
-    ["missing argument", ["frames"], /^virnuc: usage: missing required args/],
-    ["missing -o", ["predict", "x.fa"], /^virnuc: usage: predict: -o DIR is required/],
-    ["a benchmark's unknown flag", ["bench", "host", "--bogus"], /^virnuc: usage: Unknown option '--bogus'/],
+    ["unknown command", ["nope"], /^virnuc: error: unknown command 'nope'/],
+    ["unknown action", ["models", "nope"], /^virnuc: error: unknown action 'nope' \(see virnuc models --help\)/],
+    ["unknown option", ["frames", "x.fa", "--bogus"], /^virnuc: error: Unknown option `--bogus`/],
+    ["missing argument", ["frames"], /^virnuc: error: missing required args/],
+    ["missing -o", ["predict", "x.fa"], /^virnuc: error: predict: -o DIR is required/],
+    ["a benchmark's unknown flag", ["bench", "host", "--bogus"], /^virnuc: error: Unknown option '--bogus'/],
   ];
   for (const [name, args, want] of usage)
     test(`usage error exits 2 with one line: ${name}`, () => {

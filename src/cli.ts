@@ -250,7 +250,7 @@ async function main() {
   } catch (err) {
     if (verbose && err instanceof Error) console.error(err.stack);
     const code = exitCode(err);
-    console.error(`virnuc: ${code === 2 ? "usage" : "error"}: ${oneLine(err)}`);
+    console.error(`virnuc: error: ${oneLine(err)}`);
     process.exit(code);
   }
 }
