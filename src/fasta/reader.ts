@@ -276,7 +276,16 @@ async function* decompressed(raw: AsyncIterable<Uint8Array>, format: "gzip" | "z
   }
 }
 
-/** Open-addressing set of 64-bit id hashes (two 32-bit murmur hashes), bounded in size. */
+/** murmur3's 32-bit finaliser. */
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** Open-addressing set of 64-bit id hashes, bounded in size (duplicate ids are counted, not keyed). */
 class IdSet {
   /** beyond this many distinct ids, new ids are looked up but no longer added (128 MiB) */
   static readonly MAX_SLOTS = 1 << 24;
@@ -285,8 +294,17 @@ class IdSet {
   private size = 0;
   /** true when the id was added before */
   seen(id: string): boolean {
-    const a = Bun.hash.murmur32v3(id, 0x2545f491) >>> 0 || 1;
-    const b = Bun.hash.murmur32v3(id, 0x9e3779b9) >>> 0;
+    // Two 32-bit hashes of the id's code units (FNV-1a and a multiply-xorshift), finalised.
+    let a = 0x811c9dc5;
+    let b = 0x9e3779b9 ^ id.length;
+    for (let i = 0; i < id.length; i++) {
+      const c = id.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+      b ^= b >>> 13;
+    }
+    a = fmix(a) >>> 0 || 1;
+    b = fmix(b ^ a) >>> 0;
     const mask = this.cap - 1;
     for (let k = a & mask; ; k = (k + 1) & mask) {
       const x = this.slots[2 * k];
@@ -523,242 +541,280 @@ class Reading {
 }
 
 /** Where a parser starts: the input's name, its first line and byte offset, offsets known (plain regular file). */
+/** Where a parser starts: its first line and byte offset, and whether offsets are known (plain regular file). */
 interface ParseStart {
   line: number;
   pos: number;
   seekable: boolean;
 }
 
-function explain(err: unknown, r: Reading, line: number, header: { id: string | null; line: number }): unknown {
-  if (err instanceof RecordTooLong)
-    return new UserError(`${r.name}:${header.line}: record '${header.id}' is longer than ${MAX_RECORD_BYTES / 2 ** 30} GiB: split it first`);
+/**
+ * A format parser: fed the input's chunks in order (synchronously, so a record costs no extra
+ * promise), it yields the records they complete; end() yields the last one.
+ */
+interface Parser {
+  /** the line reached, and the record being read: for messages */
+  line: number;
+  header: string | null;
+  headerLine: number;
+  feed(chunk: Uint8Array): Generator<FastaRecord>;
+  end(): Generator<FastaRecord>;
+}
+
+function explain(err: unknown, r: Reading, p: Parser | null, line: number): unknown {
+  if (err instanceof RecordTooLong && p)
+    return new UserError(`${r.name}:${p.headerLine}: record '${p.header}' is longer than ${MAX_RECORD_BYTES / 2 ** 30} GiB: split it first`);
   if (err instanceof DecompressError)
-    return new UserError(`${r.name}:${line}: corrupt or truncated ${err.format} input (${err.message}); re-download or re-compress the file`);
+    return new UserError(`${r.name}:${p?.line ?? line}: corrupt or truncated ${err.format} input (${err.message}); re-download or re-compress the file`);
   return err;
 }
 
-async function* parseFasta(chunks: AsyncIterable<Uint8Array>, r: Reading, at: ParseStart): AsyncGenerator<FastaRecord> {
-  const path = r.name;
-  let line = at.line;
-  let pos = at.pos; // byte offset of chunk start (plain files)
-  let header: string | null = null; // header of the record being read
-  let headerLine = 0;
-  let headerOffset = -1;
-  let partial: Uint8Array | null = null; // an unfinished header line across chunks
-  let inHeader = false;
-  let atLineStart = true;
+class FastaParser implements Parser {
+  line: number;
+  header: string | null = null; // id of the record being read
+  headerLine = 0;
+  private pos: number; // byte offset of the chunk start (plain files)
+  private headerOffset = -1;
+  private partial: Uint8Array | null = null; // an unfinished header line across chunks
+  private inHeader = false;
+  private atLineStart = true;
+  private readonly seekable: boolean;
 
-  const startHeader = (bytes: Uint8Array) => {
+  constructor(
+    private readonly r: Reading,
+    at: ParseStart,
+  ) {
+    this.line = at.line;
+    this.pos = at.pos;
+    this.seekable = at.seekable;
+  }
+
+  private startHeader(bytes: Uint8Array) {
+    const path = this.r.name;
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === CR) end--;
     const id = headerId(bytes, end);
-    if (id.length === 0) throw new UserError(`${path}:${line}: header without an id ('>' followed by nothing)`);
+    if (id.length === 0) throw new UserError(`${path}:${this.line}: header without an id ('>' followed by nothing)`);
     for (let i = 0; i < end; i++)
-      if (bytes[i] === 0) throw new UserError(`${path}:${line}: binary data (NUL byte) in a header: not a FASTA file`);
-    header = id;
-  };
-  const finish = (): FastaRecord | null => {
-    if (header === null) return null;
-    const id = header;
-    header = null;
-    return r.finish(id, headerLine, headerOffset);
-  };
+      if (bytes[i] === 0) throw new UserError(`${path}:${this.line}: binary data (NUL byte) in a header: not a FASTA file`);
+    this.header = id;
+  }
 
-  try {
-    for await (const chunk of chunks) {
-      let i = 0;
-      const n = chunk.length;
-      while (i < n) {
-        if (inHeader) {
-          const nl = chunk.indexOf(NL, i);
-          const end = nl < 0 ? n : nl;
-          const piece = chunk.subarray(i, end);
-          let headerBytes: Uint8Array;
-          if (partial !== null) {
-            const prev: Uint8Array = partial;
-            headerBytes = new Uint8Array(prev.length + piece.length);
-            headerBytes.set(prev);
-            headerBytes.set(piece, prev.length);
-          } else headerBytes = nl < 0 ? piece.slice() : piece;
-          if (headerBytes.length > 1 << 20) throw new UserError(`${path}:${line}: header line longer than 1 MB: not a FASTA file?`);
-          if (nl < 0) {
-            partial = headerBytes;
-            i = n;
-            break;
-          }
-          startHeader(headerBytes);
-          partial = null;
-          inHeader = false;
-          atLineStart = true;
-          line++;
-          i = nl + 1;
-          continue;
-        }
-        if (atLineStart && chunk[i] === GT) {
-          const rec = finish();
-          if (rec) yield rec;
-          inHeader = true;
-          headerLine = line;
-          headerOffset = at.seekable ? pos + i : -1;
-          continue;
-        }
-        // Sequence bytes up to the end of the line, straight into the record; whitespace is dropped.
+  private finish(): FastaRecord | null {
+    if (this.header === null) return null;
+    const id = this.header;
+    this.header = null;
+    return this.r.finish(id, this.headerLine, this.headerOffset);
+  }
+
+  *feed(chunk: Uint8Array): Generator<FastaRecord> {
+    const r = this.r;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      if (this.inHeader) {
         const nl = chunk.indexOf(NL, i);
         const end = nl < 0 ? n : nl;
-        if (end > i && r.letters(chunk, i, end, line) > 0 && header === null)
-          throw new UserError(
-            `${path}:${line}: text before the first '>' header: not a FASTA file (FASTA starts with '>', FASTQ with '@')`,
-          );
+        const piece = chunk.subarray(i, end);
+        let headerBytes: Uint8Array;
+        if (this.partial !== null) {
+          const prev: Uint8Array = this.partial;
+          headerBytes = new Uint8Array(prev.length + piece.length);
+          headerBytes.set(prev);
+          headerBytes.set(piece, prev.length);
+        } else headerBytes = nl < 0 ? piece.slice() : piece;
+        if (headerBytes.length > 1 << 20) throw new UserError(`${r.name}:${this.line}: header line longer than 1 MB: not a FASTA file?`);
         if (nl < 0) {
-          atLineStart = false;
-          i = n;
-        } else {
-          atLineStart = true;
-          line++;
-          i = nl + 1;
+          this.partial = headerBytes;
+          break;
         }
+        this.startHeader(headerBytes);
+        this.partial = null;
+        this.inHeader = false;
+        this.atLineStart = true;
+        this.line++;
+        i = nl + 1;
+        continue;
       }
-      pos += n;
+      if (this.atLineStart && chunk[i] === GT) {
+        const rec = this.finish();
+        if (rec) yield rec;
+        this.inHeader = true;
+        this.headerLine = this.line;
+        this.headerOffset = this.seekable ? this.pos + i : -1;
+        continue;
+      }
+      // Sequence bytes up to the end of the line, straight into the record; whitespace is dropped.
+      const nl = chunk.indexOf(NL, i);
+      const end = nl < 0 ? n : nl;
+      if (end > i && r.letters(chunk, i, end, this.line) > 0 && this.header === null)
+        throw new UserError(`${r.name}:${this.line}: text before the first '>' header: not a FASTA file (FASTA starts with '>', FASTQ with '@')`);
+      if (nl < 0) {
+        this.atLineStart = false;
+        break;
+      }
+      this.atLineStart = true;
+      this.line++;
+      i = nl + 1;
     }
-  } catch (err) {
-    throw explain(err, r, line, { id: header, line: headerLine });
+    this.pos += n;
   }
-  if (inHeader && partial) {
-    startHeader(partial);
-    partial = null;
+
+  *end(): Generator<FastaRecord> {
+    if (this.inHeader && this.partial) {
+      this.startHeader(this.partial);
+      this.partial = null;
+    }
+    const rec = this.finish();
+    if (rec) yield rec;
   }
-  const rec = finish();
-  if (rec) yield rec;
 }
+
+const HEADER = 0, SEQ = 1, PLUS_LINE = 2, QUAL = 3;
 
 /**
  * 4-line FASTQ: '@' header, the sequence on one line, a '+' line, qualities as long as the
  * sequence (printable '!'..'~', read and dropped). Blank lines between records are allowed.
  */
-async function* parseFastq(chunks: AsyncIterable<Uint8Array>, r: Reading, at: ParseStart): AsyncGenerator<FastaRecord> {
-  const path = r.name;
-  const HEADER = 0, SEQ = 1, PLUS_LINE = 2, QUAL = 3;
-  let state = HEADER;
-  let line = at.line;
-  let pos = at.pos;
-  let lineLen = 0; // bytes of the current line seen so far (before its '\n')
-  let partial: Uint8Array | null = null; // the header line so far
-  let id: string | null = null;
-  let headerLine = 0;
-  let headerOffset = -1;
-  let seqLen = 0;
-  let qualLen = 0;
-  const bad = (what: string) => new UserError(`${path}:${line}: ${what}`);
-  const appendHeader = (piece: Uint8Array, copy: boolean) => {
-    if (partial === null) partial = copy ? piece.slice() : piece;
+class FastqParser implements Parser {
+  line: number;
+  header: string | null = null;
+  headerLine = 0;
+  private pos: number;
+  private readonly seekable: boolean;
+  private state = HEADER;
+  private lineLen = 0; // bytes of the current line seen so far (before its '\n')
+  private partial: Uint8Array | null = null; // the header line so far
+  private headerOffset = -1;
+  private seqLen = 0;
+  private qualLen = 0;
+
+  constructor(
+    private readonly r: Reading,
+    at: ParseStart,
+  ) {
+    this.line = at.line;
+    this.pos = at.pos;
+    this.seekable = at.seekable;
+  }
+
+  private bad(what: string): UserError {
+    return new UserError(`${this.r.name}:${this.line}: ${what}`);
+  }
+
+  private appendHeader(piece: Uint8Array, copy: boolean) {
+    if (this.partial === null) this.partial = copy ? piece.slice() : piece;
     else {
-      const b = new Uint8Array(partial.length + piece.length);
-      b.set(partial);
-      b.set(piece, partial.length);
-      partial = b;
+      const b = new Uint8Array(this.partial.length + piece.length);
+      b.set(this.partial);
+      b.set(piece, this.partial.length);
+      this.partial = b;
     }
-    if (partial.length > 1 << 20) throw bad("header line longer than 1 MB: not a FASTQ file?");
-  };
+    if (this.partial.length > 1 << 20) throw this.bad("header line longer than 1 MB: not a FASTQ file?");
+  }
+
   /** The header line is complete: its id, or null for a blank line. */
-  const endHeader = (): string | null => {
-    const bytes: Uint8Array = partial ?? new Uint8Array(0);
-    partial = null;
+  private endHeader(): string | null {
+    const bytes: Uint8Array = this.partial ?? new Uint8Array(0);
+    this.partial = null;
     let k = 0;
     while (k < bytes.length && CLASS[bytes[k]] === 1) k++;
     if (k === bytes.length) return null;
     if (bytes[0] !== AT) {
       const what = bytes[k] === GT ? "a FASTA '>' header inside FASTQ input" : `'${String.fromCharCode(bytes[k])}'`;
-      throw bad(`expected a FASTQ record header ('@' line) but found ${what}; a FASTQ record is 4 lines: @id, sequence, +, qualities`);
+      throw this.bad(`expected a FASTQ record header ('@' line) but found ${what}; a FASTQ record is 4 lines: @id, sequence, +, qualities`);
     }
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === CR) end--;
-    for (let i = 0; i < end; i++) if (bytes[i] === 0) throw bad("binary data (NUL byte) in a header: not a FASTQ file");
-    const s = headerId(bytes, end);
-    if (s.length === 0) throw bad("header without an id ('@' followed by nothing)");
-    return s;
-  };
-  const endQual = (): FastaRecord | null => {
-    if (qualLen !== seqLen)
-      throw bad(
-        `record '${id}' has ${qualLen} quality values for ${seqLen} bases: they must be equally long (a truncated or multi-line FASTQ record?)`,
-      );
-    const rec = r.finish(id!, headerLine, headerOffset);
-    id = null;
-    return rec;
-  };
+    for (let i = 0; i < end; i++) if (bytes[i] === 0) throw this.bad("binary data (NUL byte) in a header: not a FASTQ file");
+    const id = headerId(bytes, end);
+    if (id.length === 0) throw this.bad("header without an id ('@' followed by nothing)");
+    return id;
+  }
 
-  try {
-    for await (const chunk of chunks) {
-      let i = 0;
-      const n = chunk.length;
-      while (i < n) {
-        const nl = chunk.indexOf(NL, i);
-        const end = nl < 0 ? n : nl;
-        if (state === HEADER) {
-          if (lineLen === 0) headerOffset = at.seekable ? pos + i : -1;
-          appendHeader(chunk.subarray(i, end), nl < 0);
-        } else if (state === SEQ) {
-          seqLen += r.letters(chunk, i, end, line);
-        } else if (state === PLUS_LINE) {
-          if (lineLen === 0 && end > i && chunk[i] !== PLUS) {
-            const c = chunk[i];
-            if (c === AT || c === CR) throw bad(`record '${id}' has no '+' line after its sequence line; a FASTQ record is 4 lines: @id, sequence, +, qualities`);
-            if (CLASS[c] !== 2 && CLASS[c] !== 1)
-              throw bad(
-                `record '${id}' continues its sequence on a second line: multi-line FASTQ is not read; rewrap it to 4-line records first (e.g. \`seqtk seq -l0 in.fq\`)`,
-              );
-            throw bad(`expected the '+' line of record '${id}'`);
-          }
-          if (lineLen === 0 && nl === i) throw bad(`record '${id}' has an empty line where its '+' line belongs`);
-        } else {
-          for (let j = i; j < end; j++) {
-            const b = chunk[j];
-            if (b >= 0x21 && b <= 0x7e) qualLen++;
-            else if (b !== CR) throw bad(`record '${id}': byte 0x${b.toString(16).padStart(2, "0")} is not a quality value ('!'..'~')`);
-          }
+  private endQual(): FastaRecord | null {
+    if (this.qualLen !== this.seqLen)
+      throw this.bad(
+        `record '${this.header}' has ${this.qualLen} quality values for ${this.seqLen} bases: they must be equally long (a truncated or multi-line FASTQ record?)`,
+      );
+    const id = this.header!;
+    this.header = null;
+    return this.r.finish(id, this.headerLine, this.headerOffset);
+  }
+
+  *feed(chunk: Uint8Array): Generator<FastaRecord> {
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      const nl = chunk.indexOf(NL, i);
+      const end = nl < 0 ? n : nl;
+      const state = this.state;
+      if (state === HEADER) {
+        if (this.lineLen === 0) this.headerOffset = this.seekable ? this.pos + i : -1;
+        this.appendHeader(chunk.subarray(i, end), nl < 0);
+      } else if (state === SEQ) {
+        this.seqLen += this.r.letters(chunk, i, end, this.line);
+      } else if (state === PLUS_LINE) {
+        if (this.lineLen === 0 && end > i && chunk[i] !== PLUS) {
+          const c = chunk[i];
+          if (c === AT || c === CR)
+            throw this.bad(`record '${this.header}' has no '+' line after its sequence line; a FASTQ record is 4 lines: @id, sequence, +, qualities`);
+          if (CLASS[c] !== 2 && CLASS[c] !== 1)
+            throw this.bad(
+              `record '${this.header}' continues its sequence on a second line: multi-line FASTQ is not read; rewrap it to 4-line records first (e.g. \`seqtk seq -l0 in.fq\`)`,
+            );
+          throw this.bad(`expected the '+' line of record '${this.header}'`);
         }
-        lineLen += end - i;
-        if (nl < 0) break;
-        // The line ends here.
-        if (state === HEADER) {
-          const got = endHeader();
-          if (got !== null) {
-            id = got;
-            headerLine = line;
-            seqLen = 0;
-            state = SEQ;
-          }
-        } else if (state === SEQ) state = PLUS_LINE;
-        else if (state === PLUS_LINE) {
-          qualLen = 0;
-          state = QUAL;
-        } else {
-          const rec = endQual();
-          state = HEADER;
-          lineLen = 0;
-          line++;
-          i = nl + 1;
-          if (rec) yield rec;
-          continue;
+        if (this.lineLen === 0 && nl === i) throw this.bad(`record '${this.header}' has an empty line where its '+' line belongs`);
+      } else {
+        let q = 0;
+        for (let j = i; j < end; j++) {
+          const b = chunk[j];
+          if (b >= 0x21 && b <= 0x7e) q++;
+          else if (b !== CR) throw this.bad(`record '${this.header}': byte 0x${b.toString(16).padStart(2, "0")} is not a quality value ('!'..'~')`);
         }
-        lineLen = 0;
-        line++;
-        i = nl + 1;
+        this.qualLen += q;
       }
-      pos += n;
-    }
-    // The input ends.
-    if (state === HEADER && partial !== null) {
-      const got = endHeader();
-      if (got !== null) throw bad(`record '${got}' is cut short: the input ends after its header (a truncated FASTQ file?)`);
-    } else if (state === SEQ || state === PLUS_LINE) {
-      throw new UserError(`${path}:${headerLine}: record '${id}' is cut short: the input ends before its '+' and quality lines (a truncated FASTQ file?)`);
-    } else if (state === QUAL) {
-      const rec = endQual();
+      this.lineLen += end - i;
+      if (nl < 0) break;
+      // The line ends here.
+      let rec: FastaRecord | null = null;
+      if (state === HEADER) {
+        const id = this.endHeader();
+        if (id !== null) {
+          this.header = id;
+          this.headerLine = this.line;
+          this.seqLen = 0;
+          this.state = SEQ;
+        }
+      } else if (state === SEQ) this.state = PLUS_LINE;
+      else if (state === PLUS_LINE) {
+        this.qualLen = 0;
+        this.state = QUAL;
+      } else {
+        rec = this.endQual();
+        this.state = HEADER;
+      }
+      this.lineLen = 0;
+      this.line++;
+      i = nl + 1;
       if (rec) yield rec;
     }
-  } catch (err) {
-    throw explain(err, r, line, { id, line: headerLine });
+    this.pos += n;
+  }
+
+  *end(): Generator<FastaRecord> {
+    if (this.state === HEADER && this.partial !== null) {
+      const id = this.endHeader();
+      if (id !== null) throw this.bad(`record '${id}' is cut short: the input ends after its header (a truncated FASTQ file?)`);
+    } else if (this.state === SEQ || this.state === PLUS_LINE) {
+      throw new UserError(
+        `${this.r.name}:${this.headerLine}: record '${this.header}' is cut short: the input ends before its '+' and quality lines (a truncated FASTQ file?)`,
+      );
+    } else if (this.state === QUAL) {
+      const rec = this.endQual();
+      if (rec) yield rec;
+    }
   }
 }
 
@@ -773,39 +829,43 @@ function countLines(c: Uint8Array): number {
   return k;
 }
 
-/** Tells FASTA from FASTQ by the first byte that is not whitespace, then parses the input. */
-async function* parseInput(chunks: AsyncIterable<Uint8Array>, r: Reading, at: ParseStart): AsyncGenerator<FastaRecord> {
-  const it = chunks[Symbol.asyncIterator]();
-  let line = at.line;
-  let pos = at.pos;
-  let first: Uint8Array | null = null;
-  let k = -1;
-  try {
-    for (;;) {
-      const x = await it.next();
-      if (x.done) break;
-      k = firstNonSpace(x.value);
-      if (k >= 0) {
-        first = x.value;
-        break;
-      }
-      line += countLines(x.value);
-      pos += x.value.length;
-    }
-  } catch (err) {
-    await it.return?.();
-    throw explain(err, r, line, { id: null, line });
+/** The raw bytes of one input, decompressed: its chunks, in order. */
+async function openInput(path: string, kind: "stdin" | "stream" | "file", from: number, info: InputSummary): Promise<{ chunks: AsyncGenerator<Uint8Array>; seekable: boolean }> {
+  const name = inputName(path);
+  const h = new InputHash(info, from === 0);
+  if (kind === "file") {
+    const magic = magicOf(readHead(path, 0));
+    refuseMagic(name, path, magic);
+    info.compression = magic as Compression;
+    if (from !== 0) checkStart(path, info.compression, from);
+    if (magic === "none") return { chunks: fileChunks(path, from, h), seekable: true };
+    return { chunks: decompressed(streamChunks(path, h), magic as "gzip" | "zstd"), seekable: false };
   }
-  if (first === null) {
-    if (at.pos === 0) throw new UserError(`no records in ${r.name} (the input is empty or holds only blank lines)`);
-    return;
+  if (from !== 0) throw new UserError(`${name}: cannot start at byte ${from} of a stream; shard regular files`);
+  const raw = streamChunks(path, h);
+  // The first bytes tell the compression; they are then read again from `head`.
+  const head: Uint8Array[] = [];
+  let have = 0;
+  while (have < 6) {
+    const x = await raw.next();
+    if (x.done) break;
+    head.push(x.value);
+    have += x.value.length;
   }
-  const format: InputFormat = first[k] === AT ? "fastq" : "fasta";
-  r.info.format = format;
-  const body = chain([first], it);
-  const start = { line, pos, seekable: at.seekable };
-  yield* format === "fastq" ? parseFastq(body, r, start) : parseFasta(body, r, start);
-  if (r.info.records === 0) r.warn(`${r.name}: no record with a sequence`);
+  const bytes = new Uint8Array(Math.min(have, 6));
+  for (let o = 0, j = 0; o < bytes.length; j++) {
+    const part = head[j].subarray(0, bytes.length - o);
+    bytes.set(part, o);
+    o += part.length;
+  }
+  const magic = magicOf(bytes);
+  if (magic === "bzip2" || magic === "xz") {
+    await raw.return(undefined);
+    refuseMagic(name, path, magic);
+  }
+  info.compression = magic as Compression;
+  const all = chain(head, raw);
+  return { chunks: magic === "none" ? all : decompressed(all, magic as "gzip" | "zstd"), seekable: false };
 }
 
 /**
@@ -819,53 +879,41 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
   if (paths.filter((p) => p === STDIN).length > 1) throw new UserError("standard input (-) is given more than once: it can be read only once");
   for (let fi = opts.start?.fileIndex ?? 0; fi < paths.length; fi++) {
     const path = paths[fi];
-    const name = inputName(path);
     const kind = inputKind(path);
     const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
     const from = resume ? resume.offset : 0;
     const info: InputSummary = { path, stream: kind !== "file", compression: "none", format: null, bytes: 0, sha256: null, records: 0 };
     summary.inputs.push(info);
     r.info = info;
-    r.name = name;
-    const h = new InputHash(info, from === 0);
-    let chunks: AsyncIterable<Uint8Array>;
-    let seekable = false;
-    if (kind === "file") {
-      const magic = magicOf(readHead(path, 0));
-      refuseMagic(name, path, magic);
-      info.compression = magic as Compression;
-      if (from !== 0) checkStart(path, info.compression, from);
-      if (magic === "none") {
-        chunks = fileChunks(path, from, h);
-        seekable = true;
-      } else chunks = decompressed(streamChunks(path, h), magic as "gzip" | "zstd");
-    } else {
-      if (from !== 0) throw new UserError(`${name}: cannot start at byte ${from} of a stream; shard regular files`);
-      const raw = streamChunks(path, h);
-      const head: Uint8Array[] = [];
-      let have = 0;
-      while (have < 6) {
-        const x = await raw.next();
-        if (x.done) break;
-        head.push(x.value);
-        have += x.value.length;
+    r.name = inputName(path);
+    const { chunks, seekable } = await openInput(path, kind, from, info);
+
+    // The first byte that is not whitespace tells FASTA ('>') from FASTQ ('@').
+    let line = resume?.line ?? 1;
+    let pos = from;
+    let parser: Parser | null = null;
+    try {
+      for await (const c of chunks) {
+        if (parser === null) {
+          const k = firstNonSpace(c);
+          if (k < 0) {
+            line += countLines(c);
+            pos += c.length;
+            continue;
+          }
+          const at = { line, pos, seekable };
+          info.format = c[k] === AT ? "fastq" : "fasta";
+          parser = info.format === "fastq" ? new FastqParser(r, at) : new FastaParser(r, at);
+        }
+        for (const rec of parser.feed(c)) yield rec;
       }
-      const bytes = new Uint8Array(Math.min(have, 6));
-      for (let o = 0, j = 0; o < bytes.length; j++) {
-        const part = head[j].subarray(0, bytes.length - o);
-        bytes.set(part, o);
-        o += part.length;
-      }
-      const magic = magicOf(bytes);
-      if (magic === "bzip2" || magic === "xz") {
-        await raw.return(undefined);
-        refuseMagic(name, path, magic);
-      }
-      info.compression = magic as Compression;
-      const all = chain(head, raw);
-      chunks = magic === "none" ? all : decompressed(all, magic as "gzip" | "zstd");
+      if (parser) for (const rec of parser.end()) yield rec;
+    } catch (err) {
+      throw explain(err, r, parser, line);
     }
-    yield* parseInput(chunks, r, { line: resume?.line ?? 1, pos: from, seekable });
+    if (parser === null) {
+      if (from === 0) throw new UserError(`no records in ${r.name} (the input is empty or holds only blank lines)`);
+    } else if (info.records === 0) warn(`${r.name}: no record with a sequence`);
   }
   r.endWarnings();
 }
