@@ -103,6 +103,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   const tLoad = performance.now();
   const threads = opts.threads !== undefined ? positiveInt(opts.threads, "--threads") : undefined;
   if (slots.length === 0) {
+    progress.stage(`loading the models (${device.backend})...`);
     models = loadModels(resolved, device, precision as "fp16", { threads });
     description = models.description;
     loadTimings = models.timings;
@@ -149,6 +150,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   }
   const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
   const parts = readParts({ inputs, windowReads, shard, done, onWarning: warn }, summary);
+  progress.trackInput(() => summary.read, state.inputs);
   const telemetry: PartTelemetry[] = [];
   for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);
   progress.start(done.size);
