@@ -317,6 +317,20 @@ describe("readFasta: FASTQ", () => {
     ]);
   });
 
+  test("a long read (sequence and qualities across the 1 MiB chunks), plain and gzip", async () => {
+    const seq = "ACGTTGCA".repeat(200_000); // 1.6 Mbp
+    const text = fq([["short", "AC"], ["long nanopore", seq], ["after", "GGT"]]);
+    for (const p of [file(text), file(gzipSync(text))]) {
+      const { recs } = await read([p]);
+      expect(recs.map((r) => [r.id, r.seq.length, r.line])).toEqual([
+        ["short", 2, 1],
+        ["long", seq.length, 5],
+        ["after", 3, 9],
+      ]);
+      expect(recs[1].seq === seq).toBe(true);
+    }
+  });
+
   test("an empty read is skipped with a warning, like an empty FASTA record", async () => {
     const p = file("@e\n\n+\n\n@x\nA\n+\nI\n");
     const { recs, warnings } = await read([p]);

@@ -15,6 +15,7 @@
  */
 import { openSync, readSync, closeSync, statSync, createReadStream } from "node:fs";
 import { Readable } from "node:stream";
+import { isatty } from "node:tty";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { createHash, type Hash } from "node:crypto";
 import { UserError } from "../util/errors.ts";
@@ -129,7 +130,14 @@ export function inputKind(path: string): "stdin" | "stream" | "file" {
 export function checkInput(path: string): "stdin" | "stream" | "file" {
   const kind = inputKind(path);
   if (kind === "file") refuseMagic(path, path, magicOf(readHead(path, 0)));
+  if (kind === "stdin") refuseTerminal();
   return kind;
+}
+
+/** `-` with nothing piped in would wait for typing. */
+function refuseTerminal(): void {
+  if (isatty(0))
+    throw new UserError("input - is standard input, which is a terminal here: pipe the reads in, e.g. `zcat reads.fq.gz | virnuc predict - -o DIR`");
 }
 
 /** The name an input has in messages and records. */
@@ -880,6 +888,7 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
   for (let fi = opts.start?.fileIndex ?? 0; fi < paths.length; fi++) {
     const path = paths[fi];
     const kind = inputKind(path);
+    if (kind === "stdin") refuseTerminal();
     const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
     const from = resume ? resume.offset : 0;
     const info: InputSummary = { path, stream: kind !== "file", compression: "none", format: null, bytes: 0, sha256: null, records: 0 };
