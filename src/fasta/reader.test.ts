@@ -343,6 +343,7 @@ describe("readFasta: FASTQ", () => {
     ["qualities longer", "@a\nAC\n+\nIII\n@b\nA\n+\nI\n", /:4: record 'a' has 3 quality values for 2 bases/],
     ["multi-line sequence", "@a\nACGT\nACGT\n+\nIIIIIIII\n", /:3: record 'a' continues its sequence on a second line: multi-line FASTQ is not read/],
     ["no '+' line", "@a\nACGT\n@b\nAC\n+\nII\n", /:3: record 'a' has no '\+' line/],
+    ["no sequence line", "@a\n+\nII\n", /:2: record 'a' has no sequence line/],
     ["text instead of a header", "@a\nAC\n+\nII\nxyz\n", /:5: expected a FASTQ record header \('@' line\)/],
     ["a FASTA header in FASTQ", "@a\nAC\n+\nII\n>b\nAC\n", /:5: .*FASTA '>' header inside FASTQ/],
     ["a header with no id", "@a\nAC\n+\nII\n@  \nAC\n+\nII\n", /:5: header without an id/],

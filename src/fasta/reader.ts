@@ -761,6 +761,8 @@ class FastqParser implements Parser {
         if (this.lineLen === 0) this.headerOffset = this.seekable ? this.pos + i : -1;
         this.appendHeader(chunk.subarray(i, end), nl < 0);
       } else if (state === SEQ) {
+        if (this.lineLen === 0 && end > i && chunk[i] === PLUS)
+          throw this.bad(`record '${this.header}' has no sequence line: its header is followed by a '+' line`);
         this.seqLen += this.r.letters(chunk, i, end, this.line);
       } else if (state === PLUS_LINE) {
         if (this.lineLen === 0 && end > i && chunk[i] !== PLUS) {
