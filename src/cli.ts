@@ -180,7 +180,7 @@ function benchCli(rest: string[]): CAC {
       .option("--classifier <file>", "Classifier (default: a random one)")
       .option("--tokenizer <file>", "DNABERT-S tokenizer.json for the random model")
       .option("--token-budget <n>", "Tokens per packed batch")
-      .option("--sample-reads <n>", "Reads for the sampled parity check (default: 50000)"),
+      .option("--sample-reads <n>", "Reads of the embedding-only rate measured beside the run (default: 50000)"),
   ).action(run("e2e"));
   return b;
 }
