@@ -1,8 +1,11 @@
 /** The command line answers: every command's and sub-action's --help, --version, exit codes, the `virnuc` bin. */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
+
+// Every test runs the CLI as a subprocess: more than Bun's 5 s default on a busy machine.
+setDefaultTimeout(120_000);
 
 const ROOT = resolve(import.meta.dir, "..");
 const CLI = join(ROOT, "src/cli.ts");

@@ -4,11 +4,14 @@
  * against VirNucPro's own files, and `virnuc predict` with tiny random models); --resume on a
  * stream; compressions virnuc does not read.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { CLI, REFERENCE, ROOT, modelArgs, outputsOf, runCli, tempDir, tinyModels } from "./helpers.ts";
+
+// Every test runs the CLI as a subprocess: more than Bun's 5 s default on a busy machine.
+setDefaultTimeout(120_000);
 
 const FASTA = join(REFERENCE, "virnucpro/test_sequences.fa");
 const EXPECTED = join(REFERENCE, "virnucpro/test_sequences_chunk300_identified");

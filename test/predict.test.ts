@@ -1,10 +1,13 @@
 /** `virnuc predict` / `embed` end to end on the CPU backend with tiny random models. */
-import { describe, expect, test, beforeAll } from "bun:test";
+import { describe, expect, test, beforeAll, setDefaultTimeout } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { REFERENCE, modelArgs, runCli, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
+
+// Several CLI runs per test: Bun's 5 s default fails on a busy machine (bunfig has no timeout key).
+setDefaultTimeout(120_000);
 
 const FIX = join(REFERENCE, "virnucpro");
 

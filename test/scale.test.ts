@@ -3,10 +3,13 @@
  * refusals, worker subprocesses (with a crash), shards and merge. Every run's outputs must be
  * byte-identical to one uninterrupted single-process run.
  */
-import { describe, expect, test, beforeAll } from "bun:test";
+import { describe, expect, test, beforeAll, setDefaultTimeout } from "bun:test";
 import { readdirSync, truncateSync, appendFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, tempDir, tinyModels } from "./helpers.ts";
+
+// Several CLI runs per test: Bun's 5 s default fails on a busy machine (bunfig has no timeout key).
+setDefaultTimeout(120_000);
 
 let reads: string;
 let baseline: Record<string, Buffer>;
