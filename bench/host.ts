@@ -4,7 +4,7 @@
  * over N seeded synthetic reads written to a temporary FASTA file.
  *
  *   bun bench/host.ts [--reads 1000000] [--length 150] [--chunk-size 300] [--seed 11]
- *                     [--tokenizer ../shared/fixtures/dnabert-s/tokenizer.json] [--out bench/results]
+ *                     [--tokenizer test/fixtures/reference/dnabert-s/tokenizer.json] [--out bench/results]
  */
 import { parseArgs } from "node:util";
 import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -19,7 +19,7 @@ import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { machineInfo, table } from "./report.ts";
 
 const REPO = resolve(import.meta.dir, "..");
-const DEFAULT_TOKENIZER = resolve(REPO, "../shared/fixtures/dnabert-s/tokenizer.json");
+const DEFAULT_TOKENIZER = resolve(REPO, "test/fixtures/reference/dnabert-s/tokenizer.json");
 const GOAL_READS_PER_S = 50_000;
 
 interface Tokenizers {

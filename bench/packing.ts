@@ -26,7 +26,7 @@ export async function packingBench(args: string[]) {
       lengths: { type: "string", default: "150,300,500" },
       parts: { type: "string", default: "20000,6000,700" },
       budgets: { type: "string", default: "65536,8192,4096" },
-      tokenizer: { type: "string", default: resolve(import.meta.dir, "../../shared/fixtures/dnabert-s/tokenizer.json") },
+      tokenizer: { type: "string", default: resolve(import.meta.dir, "../test/fixtures/reference/dnabert-s/tokenizer.json") },
       out: { type: "string", default: "bench/results" },
     },
   });

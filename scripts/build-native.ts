@@ -1,7 +1,7 @@
 // Builds libvirnuc (cuda/) with CMake into build/native and installs it as build/libvirnuc.so.
 // Run by `bun install` (postinstall) and `bun run build:native`. Environment: VIRNUC_CUDA=OFF
 // (CPU backend only), VIRNUC_CUDA_ARCH (default 90), CXX / CMAKE_GENERATOR as usual.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { checkLibrary } from "./check-isa.ts";
 
@@ -65,7 +65,28 @@ function main(): void {
   const backends = existsSync(join(buildDir, "backends.txt"))
     ? readFileSync(join(buildDir, "backends.txt"), "utf8").trim()
     : "unknown backends";
+  writeBuildInfo(backends, cxx);
   console.log(`libvirnuc: built build/libvirnuc.so, backends: ${backends}`);
+}
+
+/** build/libvirnuc.json beside the library: what `virnuc --version` and run.json report. */
+function writeBuildInfo(backends: string, cxx: string): void {
+  const firstLine = (cmd: string[], pick = (l: string[]) => l[0]) => {
+    const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
+    const lines = p.stdout.toString().trim().split("\n").filter(Boolean);
+    return p.exitCode === 0 && lines.length ? pick(lines).trim() : null;
+  };
+  const cache = existsSync(join(buildDir, "CMakeCache.txt")) ? readFileSync(join(buildDir, "CMakeCache.txt"), "utf8") : "";
+  const nvcc = /^CMAKE_CUDA_COMPILER:\w+=(.+)$/m.exec(cache)?.[1];
+  const arch = /cuda \(sm_([^)]+)\)/.exec(backends)?.[1] ?? null;
+  const info = {
+    backends,
+    cudaArch: arch,
+    compiler: firstLine([cxx, "--version"]),
+    cudaCompiler: arch && nvcc ? firstLine([nvcc, "--version"], (l) => l.find((x) => x.includes("release")) ?? l[l.length - 1]) : null,
+    built: new Date().toISOString(),
+  };
+  writeFileSync(join(root, "build", "libvirnuc.json"), JSON.stringify(info, null, 2) + "\n");
 }
 
 main();

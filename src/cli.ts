@@ -1,18 +1,32 @@
 #!/usr/bin/env bun
 /**
  * virnuc command line. Each command lives with its pipeline stage and is imported lazily,
- * so `virnuc tokenize` does not pay for loading the native library.
+ * so `virnuc tokenize` does not pay for loading the native library. Commands with sub-actions
+ * (`models`, `bench`) dispatch to a cac instance of their own, so each sub-action has its own
+ * usage, options and `--help`.
+ *
+ * Exit codes: 0 ok, 1 error, 2 usage (unknown command or option, missing argument),
+ * 130 / 143 interrupted (SIGINT / SIGTERM).
  */
-import { cac } from "cac";
-import { UserError, oneLine } from "./util/errors.ts";
-import pkg from "../package.json" with { type: "json" };
+import { cac, type CAC } from "cac";
+import { UserError, UsageError, oneLine } from "./util/errors.ts";
+
+const verbose = process.argv.includes("--verbose");
+/** cac reads a lone `-` as an option; it is standard input: carried through parsing as this token. */
+const STDIN_TOKEN = "\u0000stdin";
+
+type Command = ReturnType<CAC["command"]>;
+
+function needOutput(command: string, opts: { output?: unknown }) {
+  if (!opts.output || typeof opts.output !== "string" || opts.output === STDIN_TOKEN)
+    throw new UsageError(`${command}: -o DIR is required (see virnuc ${command} --help)`);
+}
 
 const cli = cac("virnuc");
-const verbose = process.argv.includes("--verbose");
-
 cli.option("--verbose", "Print stack traces on errors");
+cli.option("-v, --version", "Print the versions of virnuc, libvirnuc (its build) and Bun");
 
-const predictOptions = (c: ReturnType<typeof cli.command>) =>
+const predictOptions = (c: Command) =>
   c
     .option("-o, --output <dir>", "Output directory (required)")
     .option("--chunk-size <n>", "Window size in bp (VirNucPro: 300 or 500)", { default: 500 })
@@ -28,7 +42,7 @@ const predictOptions = (c: ReturnType<typeof cli.command>) =>
     .option("--token-budget <n>", "Tokens per packed batch (default: chosen from free memory)")
     .option("--window-reads <n>", "Input records per part (the unit of resume and of work dealt to GPUs)", { default: 20000 })
     .option("--shard <i/N>", "Process only shard i of N (0-based; gather with virnuc merge)")
-    .option("--resume", "Skip parts already finished in DIR, redo the rest")
+    .option("--resume", "Skip parts already finished in DIR, redo the rest (a stream: give the same stream again)")
     .option("--force", "Start over in a DIR that holds an earlier run")
     .option("--threads <n>", "CPU backend threads (default: all cores)")
     .option("--save-embeddings", "Write embeddings.arrow")
@@ -36,18 +50,32 @@ const predictOptions = (c: ReturnType<typeof cli.command>) =>
     .option("--no-progress", "No progress output")
     .option("--log-json <file>", "Write per-window telemetry as JSON lines");
 
+const INPUTS = "INPUTS: FASTA or FASTQ files (plain, gzip or zstd, told by content), - for standard input, named pipes";
+
 predictOptions(cli.command("predict <...inputs>", "Identify viral reads (VirNucPro semantics)"))
+  .usage(`predict <...inputs> -o DIR [options]\n\n  ${INPUTS}`)
   .option("--classifier <file>", "VirNucPro classifier .pth (default: 300_model.pth / 500_model.pth by chunk size)")
   .option("--no-report", "Do not write DIR/report.html")
-  .action(async (inputs: string[], opts) => (await import("./run/command.ts")).predictCommand(inputs, opts, "predict"));
+  .action(async (inputs: string[], opts) => {
+    needOutput("predict", opts);
+    await (await import("./run/command.ts")).predictCommand(inputs, opts, "predict");
+  });
 
 predictOptions(cli.command("embed <...inputs>", "Write features only (DNABERT-S + ESM-2 embeddings)"))
-  .action(async (inputs: string[], opts) => (await import("./run/command.ts")).predictCommand(inputs, opts, "embed"));
+  .usage(`embed <...inputs> -o DIR [options]\n\n  ${INPUTS}`)
+  .action(async (inputs: string[], opts) => {
+    needOutput("embed", opts);
+    await (await import("./run/command.ts")).predictCommand(inputs, opts, "embed");
+  });
 
 cli
   .command("merge <...dirs>", "Merge shard output directories (from --shard i/N) into one")
+  .usage("merge <...dirs> -o DIR")
   .option("-o, --output <dir>", "Output directory (required)")
-  .action(async (dirs: string[], opts) => (await import("./run/merge.ts")).mergeCommand(dirs, opts));
+  .action(async (dirs: string[], opts) => {
+    needOutput("merge", opts);
+    await (await import("./run/merge.ts")).mergeCommand(dirs, opts);
+  });
 
 cli
   .command("report <...dirs>", "Rebuild DIR/report.html from a finished output directory, or one cohort page from several (-o FILE)")
@@ -67,9 +95,13 @@ cli
 
 cli
   .command("frames <...inputs>", "Write VirNucPro's identified_nucleotide.fa and identified_protein.faa")
+  .usage(`frames <...inputs> -o DIR [--chunk-size N]\n\n  ${INPUTS}`)
   .option("-o, --output <dir>", "Output directory (required)")
   .option("--chunk-size <n>", "Window size in bp", { default: 500 })
-  .action(async (inputs: string[], opts) => (await import("./frames/command.ts")).framesCommand(inputs, opts));
+  .action(async (inputs: string[], opts) => {
+    needOutput("frames", opts);
+    await (await import("./frames/command.ts")).framesCommand(inputs, opts);
+  });
 
 cli
   .command("tokenize [file]", "Tokenize one sequence per line (FILE or - for stdin); print ids")
@@ -80,52 +112,181 @@ cli
     (await import("./tokenize/command.ts")).tokenizeCommand(file, opts),
   );
 
-cli
-  .command("models <action> [...args]", "Model weights: list | resolve | inspect | verify | pull | random")
-  .option("--arch <name>", "random: architecture (esm2_t6_8M_UR50D ... esm2_t36_3B_UR50D, dnabert-s, classifier, or tiny-*)")
-  .option("--seed <n>", "random: seed", { default: 1 })
-  .option("--dtype <t>", "random: f32 | f16 (default f16 for ESM-2 3B/15B, else f32)")
-  .option("--outliers", "random: ESM-2 with a few 20-50x LayerNorm gain channels (as real weights)")
-  .option("--tokenizer <file>", "random: tokenizer.json to copy into a dnabert model (default: a synthetic one)")
-  .option("-o, --output <dir>", "random/pull: output directory")
-  .option("--chunk-size <n>", "resolve/pull: which classifier (300 | 500)", { default: 500 })
-  .option("--endpoint <url>", "pull: Hugging Face endpoint (default $HF_ENDPOINT or https://huggingface.co)")
-  .option("--github <url>", "pull: base URL for the classifier files")
-  .action(async (action: string, args: string[], opts) =>
-    (await import("./models/command.ts")).modelsCommand(action, args, opts),
-  );
+// Listed here for `virnuc --help`; run by their own cac instances (GROUPS below).
+cli.command("models <action> [...args]", "Model weights: list | resolve | inspect | verify | pull | random");
+cli.command("bench [mode] [...args]", "Benchmarks: host | engine | e2e | packing (README: Performance)");
 
-cli
-  .command("bench [mode]", "Benchmarks: host | engine | e2e (README: Performance)")
-  .allowUnknownOptions()
-  .action(async (mode: string | undefined) => {
+/** `virnuc models <action>`: each action with its own options. */
+function modelsCli(): CAC {
+  const m = cac("virnuc models");
+  m.usage("<action> [options]").option("--verbose", "Print stack traces on errors");
+  const run = (action: string) => async (...a: unknown[]) => {
+    const opts = a.pop() as Record<string, unknown>;
+    const args = a.flat().filter((x): x is string => typeof x === "string");
+    await (await import("./models/command.ts")).modelsCommand(action, args, opts);
+  };
+  m.command("list", "Where the models are: defaults, Hugging Face cache, torch hub, classifiers").action(run("list"));
+  m.command("resolve [kind] [spec]", "Print the file or directory a model spec resolves to (kind: esm | dnabert | classifier)")
+    .option("--chunk-size <n>", "Which classifier (300 | 500)", { default: 500 })
+    .action(run("resolve"));
+  m.command("inspect <path>", "Print a model file's or directory's tensors, dtypes and config").action(run("inspect"));
+  m.command("verify [...targets]", "Check downloaded files against their published hashes (default: the default models)").action(run("verify"));
+  m.command("pull [...ids]", "Download models (resumable, verified); default: ESM-2 3B, DNABERT-S and both classifiers")
+    .option("-o, --output <dir>", "Download into DIR (Hugging Face cache layout) instead of the cache")
+    .option("--endpoint <url>", "Hugging Face endpoint (default $HF_ENDPOINT or https://huggingface.co)")
+    .option("--github <url>", "Base URL for the classifier files")
+    .action(run("pull"));
+  m.command("random", "Write a seeded random-weight model of a named architecture (benchmarks, tests)")
+    .option("--arch <name>", "Architecture: esm2_t6_8M_UR50D ... esm2_t36_3B_UR50D, dnabert-s, classifier, or tiny-*")
+    .option("--seed <n>", "Seed", { default: 1 })
+    .option("--dtype <t>", "f32 | f16 (default f16 for ESM-2 3B/15B, else f32)")
+    .option("--outliers", "ESM-2 with a few 20-50x LayerNorm gain channels (as real weights have)")
+    .option("--tokenizer <file>", "tokenizer.json to copy into a dnabert model (default: a synthetic one)")
+    .option("-o, --output <dir>", "Output directory (required)")
+    .action(run("random"));
+  return m;
+}
+
+/** `virnuc bench <mode>`: the help of each mode; its flags are parsed by the benchmark itself. */
+function benchCli(rest: string[]): CAC {
+  const b = cac("virnuc bench");
+  b.usage("[mode] [options]   (mode: host | engine | e2e | packing; default host)").option("--verbose", "Print stack traces on errors");
+  const run = (mode: string) => async () => {
     const { runBench } = await import("../bench/index.ts");
-    await runBench(mode ?? "host", process.argv.slice(process.argv.indexOf("bench") + 2));
-  });
+    await runBench(mode, rest.slice(rest.indexOf(mode) + 1));
+  };
+  const common = (c: Command) =>
+    c
+      .option("--work-dir <dir>", "Scratch directory (default: $TMPDIR/virnuc-bench)")
+      .option("--out <dir>", "Where the JSON result goes (default: bench/results)")
+      .allowUnknownOptions();
+  common(
+    b.command("host", "Host side only: FASTA -> windows -> frames -> tokens, reads/s (the default mode)")
+      .option("--reads <n>", "Synthetic reads (default: 1000000)")
+      .option("--length <bp>", "Read length (default: 150)")
+      .option("--chunk-size <n>", "Window size (default: 300 for reads up to 300 bp, else 500)")
+      .option("--seed <n>", "Workload seed (default: 11)")
+      .option("--batch <n>", "Reads per batch (default: 4096)")
+      .option("--tokenizer <file>", "DNABERT-S tokenizer.json (default: test/fixtures/reference/dnabert-s/tokenizer.json)")
+      .option("--calibration-reads <n>", "Reads for the frame-rate calibration (default: 100000)"),
+  ).action(run("host"));
+  common(
+    b.command("engine", "Encoders alone on packed batches: tokens/s by read length and token budget")
+      .option("--esm <dir>", "ESM-2 model (default: a random ESM-2 3B)")
+      .option("--dnabert <dir>", "DNABERT-S model (default: a random DNABERT-S)")
+      .option("--tokenizer <file>", "DNABERT-S tokenizer.json for the random model")
+      .option("--reads <n>", "Reads per case (default: 6000)")
+      .option("--lengths <list>", "Read lengths (default: 150,300,500)")
+      .option("--budgets <list>", "ESM-2 token budgets (default: 8192,16384,32768,65536)")
+      .option("--dnabert-budgets <list>", "DNABERT-S token budgets (default: 16384,65536)")
+      .option("--repeats <n>", "Repeats per case (default: 3)")
+      .option("--precision <p>", "fp16 | fp8 | fp32 (default: fp16)")
+      .option("--device <dev>", "cuda | cpu (default: cuda)")
+      .option("--peers", "Also run the PyTorch peers (scripts/bench/peers.py)")
+      .option("--dnabert-remote-code <file>", "bert_layers.py for the PyTorch DNABERT-S peer")
+      .option("--python <exe>", "Python for the peers (default: python3)"),
+  ).action(run("engine"));
+  common(
+    b.command("e2e", "virnuc predict end to end on synthetic reads, optionally on several GPU sets")
+      .option("--reads <n>", "Synthetic reads (default: 1000000)")
+      .option("--length <bp>", "Read length (default: 150)")
+      .option("--chunk-size <n>", "Window size (default: 300)")
+      .option("--gpu-sets <set>", "GPU set to run on, e.g. 0 or 0,1 (repeatable)")
+      .option("--device <dev>", "cuda | cpu (default: cuda)")
+      .option("--esm <dir>", "ESM-2 model (default: a random ESM-2 3B)")
+      .option("--dnabert <dir>", "DNABERT-S model (default: a random DNABERT-S)")
+      .option("--classifier <file>", "Classifier (default: a random one)")
+      .option("--tokenizer <file>", "DNABERT-S tokenizer.json for the random model")
+      .option("--token-budget <n>", "Tokens per packed batch")
+      .option("--precision <p>", "fp16 | fp8 (default: fp16)")
+      .option("--sample-reads <n>", "Reads of the embedding-only rate measured beside the run (default: 50000)"),
+  ).action(run("e2e"));
+  common(
+    b.command("packing", "Host only: packing efficiency of the token-budget batches on VirNucPro-shaped workloads")
+      .option("--lengths <list>", "Read lengths (default: 150,300,500)")
+      .option("--parts <list>", "Reads per part, one per length (default: 20000,6000,700)")
+      .option("--budgets <list>", "Token budgets (default: 65536,8192,4096)")
+      .option("--tokenizer <file>", "DNABERT-S tokenizer.json (default: test/fixtures/reference/dnabert-s/tokenizer.json)"),
+  ).action(run("packing"));
+  return b;
+}
 
-cli.help();
-cli.version(pkg.version);
+/** Commands whose first argument is an action with its own cac instance. */
+const GROUPS: Record<string, (rest: string[]) => CAC> = { models: () => modelsCli(), bench: (rest) => benchCli(rest) };
+
+function helpRequested(c: CAC): boolean {
+  return !!c.options.help;
+}
+
+/** Parses and runs argv (after `bun src/cli.ts`) with `c`; usage problems become UsageErrors. */
+async function runCli(c: CAC, argv: string[], what: string): Promise<void> {
+  c.help();
+  try {
+    c.parse(["bun", what, ...argv], { run: false });
+  } catch (err) {
+    throw usage(err, what);
+  }
+  if (helpRequested(c)) return; // cac printed the help
+  if (!c.matchedCommand) {
+    if (c.args.length > 0) throw new UsageError(`unknown ${what === "virnuc" ? "command" : "action"} '${c.args[0]}' (see ${what} --help)`);
+    c.outputHelp();
+    return;
+  }
+  c.args = c.args.map((a) => (a === STDIN_TOKEN ? "-" : a)) as typeof c.args;
+  let ran: unknown;
+  try {
+    ran = c.runMatchedCommand();
+  } catch (err) {
+    throw usage(err, `${what} ${c.matchedCommandName}`);
+  }
+  await ran;
+}
+
+function usage(err: unknown, what: string): unknown {
+  if (err instanceof Error && err.name === "CACError") return new UsageError(`${err.message.replaceAll(STDIN_TOKEN, "-")} (see ${what} --help)`);
+  return err;
+}
 
 async function main() {
+  // `virnuc ... | head`: a reader that goes away is not an error.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   // A worker subprocess started by a multi-GPU / multi-worker run (src/run/workers.ts).
   if (process.argv[2] === "__worker") {
     await (await import("./run/worker.ts")).workerMain();
     return;
   }
+  const argv = process.argv.slice(2).map((a) => (a === "-" ? STDIN_TOKEN : a));
   try {
-    cli.parse(process.argv, { run: false });
-    if (!cli.matchedCommand) {
-      if (cli.args.length > 0) throw new UserError(`unknown command '${cli.args[0]}' (see virnuc --help)`);
-      if (!cli.options.help && !cli.options.version) cli.outputHelp();
+    const group = GROUPS[argv[0]];
+    if (group) {
+      let rest = argv.slice(1);
+      // `virnuc bench [flags]` runs the host benchmark, as before.
+      if (argv[0] === "bench" && (rest.length === 0 || (rest[0].startsWith("-") && !["-h", "--help"].includes(rest[0])))) rest = ["host", ...rest];
+      await runCli(group(rest), rest, `virnuc ${argv[0]}`);
       return;
     }
-    await cli.runMatchedCommand();
+    if (argv[0] === "-v" || argv[0] === "--version" || (argv.length > 0 && argv.every((a) => a === "--version" || a === "--verbose"))) {
+      process.stdout.write((await import("./version.ts")).versionText() + "\n");
+      return;
+    }
+    await runCli(cli, argv, "virnuc");
   } catch (err) {
     if (verbose && err instanceof Error) console.error(err.stack);
+    const code = exitCode(err);
     console.error(`virnuc: error: ${oneLine(err)}`);
-    // Exit codes (README: Failure and recovery): 1 error, 2 usage error, 130/143/129 stopped by a signal.
-    process.exit(err instanceof UserError ? err.exitCode : err instanceof Error && err.name === "CACError" ? 2 : 1);
+    process.exit(code);
   }
+}
+
+function exitCode(err: unknown): number {
+  if (err instanceof UserError) return err.exitCode;
+  const code = (err as { code?: unknown })?.code;
+  // node:util parseArgs (the benchmarks' flags)
+  if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS_")) return 2;
+  return 1;
 }
 
 await main();

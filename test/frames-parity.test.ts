@@ -1,5 +1,5 @@
 /**
- * `virnuc frames` against VirNucPro's own intermediate files (../shared/fixtures/virnucpro):
+ * `virnuc frames` against VirNucPro's own intermediate files (test/fixtures/reference/virnucpro):
  * byte-identical identified_nucleotide.fa / identified_protein.faa for every listed case.
  */
 import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
@@ -16,13 +16,13 @@ import { UserError } from "../src/util/errors.ts";
 setDefaultTimeout(120_000);
 
 const ROOT = resolve(import.meta.dir, "..");
-const FIX = "../shared/fixtures/virnucpro"; // relative to the repository root
+const FIX = "test/fixtures/reference/virnucpro"; // relative to the repository root
 const fx = (name: string) => resolve(ROOT, FIX, name);
 
 const work = mkdtempSync(join(tmpdir(), "virnuc-frames-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-// The table of ../shared/fixtures/virnucpro/README.md: input, chunk size, expected prefix.
+// The table of test/fixtures/reference/virnucpro/README.md: input, chunk size, expected prefix.
 const CASES: [string, number, string][] = [
   ["test_with_orfs.fa", 500, "test_with_orfs_identified"],
   ["test_fixed_500bp.fa", 500, "test_fixed_500bp_identified"],

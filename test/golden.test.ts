@@ -15,7 +15,7 @@ import { EsmTokenizer } from "../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { EncoderRunner } from "../src/engine/encode.ts";
-import { SHARED, ROOT, runCli, removeTempDirs, tempDir } from "./helpers.ts";
+import { REFERENCE, ROOT, runCli, removeTempDirs, tempDir } from "./helpers.ts";
 
 // subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
 setDefaultTimeout(120_000);
@@ -66,7 +66,7 @@ function compare(got: Float32Array, want: Float32Array, dim: number) {
 }
 
 describe(`golden (${backend})`, () => {
-  const tok = BpeTokenizer.fromFile(join(SHARED, "dnabert-s/tokenizer.json"));
+  const tok = BpeTokenizer.fromFile(join(REFERENCE, "dnabert-s/tokenizer.json"));
   const esmTok = EsmTokenizer.default();
 
   test("tokenizers reproduce the reference token ids", () => {
@@ -149,8 +149,8 @@ describe(`golden (${backend})`, () => {
     // The DNABERT-S fixture directory has no tokenizer.json; give the real one with --tokenizer.
     const out = tempDir("golden-predict");
     const r = runCli([
-      "predict", join(SHARED, "virnucpro/test_with_orfs.fa"), "-o", out, "--chunk-size", "500",
-      "--esm", join(G, "esm"), "--dnabert", join(G, "dnabert"), "--tokenizer", join(SHARED, "dnabert-s/tokenizer.json"),
+      "predict", join(REFERENCE, "virnucpro/test_with_orfs.fa"), "-o", out, "--chunk-size", "500",
+      "--esm", join(G, "esm"), "--dnabert", join(G, "dnabert"), "--tokenizer", join(REFERENCE, "dnabert-s/tokenizer.json"),
       "--classifier", join(G, "classifier.pth"), "--device", backend, "--no-progress",
     ]);
     expect(r.stderr).toBe("");

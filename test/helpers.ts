@@ -6,8 +6,8 @@ import { writeRandomModel } from "../src/models/random.ts";
 import { syntheticReads } from "../bench/workload.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
-/** ../shared/fixtures beside the checkout; VIRNUC_SHARED_FIXTURES points elsewhere (the GPU machine gets a copy). */
-export const SHARED = process.env.VIRNUC_SHARED_FIXTURES ? resolve(process.env.VIRNUC_SHARED_FIXTURES) : resolve(ROOT, "../shared/fixtures");
+/** Reference data kept in the repository (test/fixtures/reference/PROVENANCE.md says where each file comes from). */
+export const REFERENCE = resolve(ROOT, "test/fixtures/reference");
 export const CLI = join(ROOT, "src/cli.ts");
 
 let models: { esm: string; dnabert: string; classifier: string } | null = null;
@@ -25,7 +25,7 @@ export function tinyModels(): { esm: string; dnabert: string; classifier: string
   if (!existsSync(join(cls, "model.pth"))) {
     mkdirSync(dir, { recursive: true });
     writeRandomModel("tiny-esm", 5, esm);
-    writeRandomModel("tiny-dnabert", 6, dnabert, { tokenizer: join(SHARED, "dnabert-s/tokenizer.json") });
+    writeRandomModel("tiny-dnabert", 6, dnabert, { tokenizer: join(REFERENCE, "dnabert-s/tokenizer.json") });
     writeRandomModel("tiny-classifier", 7, cls);
   }
   models = { esm, dnabert, classifier: join(cls, "model.pth") };

@@ -4,14 +4,14 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tableFromIPC } from "apache-arrow";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { SHARED, modelArgs, runCli, removeTempDirs, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
+import { REFERENCE, modelArgs, runCli, removeTempDirs, tempDir, tinyModels, outputsOf, syntheticFasta } from "./helpers.ts";
 
 // subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
 setDefaultTimeout(120_000);
 
 afterAll(removeTempDirs);
 
-const FIX = join(SHARED, "virnucpro");
+const FIX = join(REFERENCE, "virnucpro");
 
 async function duck(sql: string): Promise<unknown[][]> {
   const db = await DuckDBInstance.create(":memory:");

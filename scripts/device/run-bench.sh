@@ -4,8 +4,8 @@
 # transformers / the PyTorch DNABERT-S (FP32), then the engine benchmark (with the peers) and the
 # end-to-end benchmark. Results land in $OUT. Each step can be skipped: SKIP_GOLDEN=1, SKIP_FULLSIZE=1,
 # SKIP_ENGINE=1, SKIP_E2E=1.
-#   carry: [".device/bun.xz", ".device/nm.tar.xz", ".device/tokenizer.json", ".device/shared"]
-#   (.device/shared/fixtures/{dnabert-s/tokenizer.json, virnucpro/test_with_orfs.fa}: copies of ../shared)
+#   carry: [".device/bun.xz", ".device/nm.tar.xz", ".device/tokenizer.json"]
+#   (the golden tests read test/fixtures/reference, which is in the repository)
 #   command: bash scripts/device/run-bench.sh
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -21,8 +21,7 @@ export VIRNUC_LIB="$PWD/build/libvirnuc.so"
 # The real DNABERT-S tokenizer when carried (.device/tokenizer.json), for realistic token counts.
 TOK=""; [ -f .device/tokenizer.json ] && TOK="--tokenizer $PWD/.device/tokenizer.json"
 if [ "${SKIP_GOLDEN:-0}" != 1 ]; then
-  # The golden tests read a few shared fixtures; the carried copy is .device/shared/fixtures.
-  VIRNUC_SHARED_FIXTURES="$PWD/.device/shared/fixtures" VIRNUC_TEST_BACKEND=cuda timeout ${GOLDEN_TIMEOUT:-120} bun test test/golden.test.ts 2>&1 | tail -25 | tee "$OUT/golden.txt"
+  VIRNUC_TEST_BACKEND=cuda timeout ${GOLDEN_TIMEOUT:-120} bun test test/golden.test.ts 2>&1 | tail -25 | tee "$OUT/golden.txt"
 fi
 if [ "${SKIP_FULLSIZE:-0}" != 1 ]; then
   timeout ${FULLSIZE_TIMEOUT:-240} bun scripts/device/fullsize.ts $TOK --per-length "${PER_LENGTH:-800}" --out "$OUT/fullsize" 2>&1 | tail -8 | tee "$OUT/fullsize.txt"

@@ -3,7 +3,8 @@ import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, w
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
-import { readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
+import { createHash } from "node:crypto";
+import { newReadSummary, readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
 import { UserError } from "../util/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "virnuc-fasta-"));
@@ -168,7 +169,7 @@ describe("readFasta: errors name the file and line", () => {
       msg = (err as Error).message;
     }
     expect(seen).toEqual(["a"]);
-    expect(msg).toContain(`no FASTA records in ${empty}`);
+    expect(msg).toContain(`no records in ${empty}`);
   });
 
   test("truncated gzip", async () => {
@@ -275,5 +276,230 @@ describe("readFasta: ids, sharding starts, early stops", () => {
         for await (const r of readFasta([p])) if (r.index > 3) break;
     await Bun.sleep(50);
     expect(fds()).toBeLessThanOrEqual(before);
+  });
+});
+
+const fq = (recs: [string, string][], qual = (s: string) => "I".repeat(s.length)) =>
+  recs.map(([h, s]) => `@${h}\n${s}\n+\n${qual(s)}\n`).join("");
+
+describe("readFasta: FASTQ", () => {
+  test("4-line records, told by '@' whatever the name; qualities dropped; lines and offsets", async () => {
+    const text = fq([["r1 desc", "ACGT"], ["r2", "GGN"]]);
+    const p = file("\n" + text, "reads.fa");
+    const summary = newReadSummary();
+    const { recs, warnings } = await read([p], { summary });
+    expect(warnings).toEqual([]);
+    expect(recs.map((r) => [r.id, r.seq, r.line, r.offset, r.index])).toEqual([
+      ["r1", "ACGT", 2, 1, 0],
+      ["r2", "GGN", 6, 1 + text.indexOf("@r2"), 1],
+    ]);
+    expect(summary.inputs[0]).toMatchObject({ format: "fastq", compression: "none", stream: false, records: 2 });
+  });
+
+  test("a quality line may start with '@' or '+'; '+' may repeat the id; CRLF; blank lines between records", async () => {
+    const p = file("@a\r\nACG\r\n+a\r\n@+I\r\n\r\n@b\nT\n+\n@\n");
+    const { recs } = await read([p]);
+    expect(recs.map((r) => [r.id, r.seq, r.line])).toEqual([
+      ["a", "ACG", 1],
+      ["b", "T", 6],
+    ]);
+  });
+
+  test("FASTQ and FASTA inputs mix in one stream; the last record may lack its final newline", async () => {
+    const a = file(fq([["q", "AC"]]));
+    const b = file(">f\nGG\n");
+    const c = file("@z\nTT\n+\nII");
+    const { recs } = await read([a, b, c]);
+    expect(recs.map((r) => [r.id, r.seq, r.index])).toEqual([
+      ["q", "AC", 0],
+      ["f", "GG", 1],
+      ["z", "TT", 2],
+    ]);
+  });
+
+  test("a long read (sequence and qualities across the 1 MiB chunks), plain and gzip", async () => {
+    const seq = "ACGTTGCA".repeat(200_000); // 1.6 Mbp
+    const text = fq([["short", "AC"], ["long nanopore", seq], ["after", "GGT"]]);
+    for (const p of [file(text), file(gzipSync(text))]) {
+      const { recs } = await read([p]);
+      expect(recs.map((r) => [r.id, r.seq.length, r.line])).toEqual([
+        ["short", 2, 1],
+        ["long", seq.length, 5],
+        ["after", 3, 9],
+      ]);
+      expect(recs[1].seq === seq).toBe(true);
+    }
+  });
+
+  test("an empty read is skipped with a warning, like an empty FASTA record", async () => {
+    const p = file("@e\n\n+\n\n@x\nA\n+\nI\n");
+    const { recs, warnings } = await read([p]);
+    expect(recs.map((r) => [r.id, r.index])).toEqual([["x", 0]]);
+    expect(warnings).toEqual([`${p}:1: record 'e' has no sequence: skipped`]);
+  });
+
+  const cases: [string, string, RegExp][] = [
+    ["qualities shorter than the sequence", "@a\nACGT\n+\nIII\n", /:4: record 'a' has 3 quality values for 4 bases/],
+    ["qualities longer", "@a\nAC\n+\nIII\n@b\nA\n+\nI\n", /:4: record 'a' has 3 quality values for 2 bases/],
+    ["multi-line sequence", "@a\nACGT\nACGT\n+\nIIIIIIII\n", /:3: record 'a' continues its sequence on a second line: multi-line FASTQ is not read/],
+    ["no '+' line", "@a\nACGT\n@b\nAC\n+\nII\n", /:3: record 'a' has no '\+' line/],
+    ["no sequence line", "@a\n+\nII\n", /:2: record 'a' has no sequence line/],
+    ["text instead of a header", "@a\nAC\n+\nII\nxyz\n", /:5: expected a FASTQ record header \('@' line\)/],
+    ["a FASTA header in FASTQ", "@a\nAC\n+\nII\n>b\nAC\n", /:5: .*FASTA '>' header inside FASTQ/],
+    ["a header with no id", "@a\nAC\n+\nII\n@  \nAC\n+\nII\n", /:5: header without an id/],
+    ["truncated after the sequence", "@a\nAC\n+\nII\n@b\nACGT\n", /:5: record 'b' is cut short/],
+    ["truncated after the header", "@a\nAC\n+\nII\n@b", /:5: record 'b' is cut short/],
+    ["a space in the qualities", "@a\nACG\n+\nI I\n", /:4: record 'a': byte 0x20 is not a quality value/],
+    ["binary in the sequence", "@a\nA\u0001C\n+\nIII\n", /:2: binary data \(byte 0x01\)/],
+  ];
+  for (const [name, text, want] of cases)
+    test(`one error line naming file and line: ${name}`, async () => {
+      const p = file(text, `bad${n++}.fq`);
+      const msg = await failure([p]);
+      expect(msg.startsWith(`${p}:`)).toBe(true);
+      expect(msg).toMatch(want);
+      expect(msg).not.toContain("\n");
+    });
+});
+
+describe("readFasta: compression, streams, sha256", () => {
+  const text = ">a d\nACGT\nTT\n>b\nGG\n";
+  const want = [
+    ["a", "ACGTTT"],
+    ["b", "GG"],
+  ];
+
+  test("zstd (one frame, several frames, and a FASTQ inside), by magic bytes", async () => {
+    const z = file(Bun.zstdCompressSync(Buffer.from(text)), "x.fa");
+    const two = file(Buffer.concat([Bun.zstdCompressSync(Buffer.from(">a\nAC\n")), Bun.zstdCompressSync(Buffer.from(">b\nGG\n"))]));
+    const q = file(Bun.zstdCompressSync(Buffer.from(fq([["r", "ACG"]]))));
+    const summary = newReadSummary();
+    const { recs } = await read([z, two, q], { summary });
+    expect(recs.map((r) => [r.id, r.seq, r.offset])).toEqual([
+      ["a", "ACGTTT", -1],
+      ["b", "GG", -1],
+      ["a", "AC", -1],
+      ["b", "GG", -1],
+      ["r", "ACG", -1],
+    ]);
+    expect(summary.inputs.map((i) => [i.compression, i.format])).toEqual([
+      ["zstd", "fasta"],
+      ["zstd", "fasta"],
+      ["zstd", "fastq"],
+    ]);
+  });
+
+  test("truncated zstd, and bytes after the last zstd frame, are errors", async () => {
+    const whole = Bun.zstdCompressSync(Buffer.from(">a\n" + "ACGTACGTTG\n".repeat(5000)));
+    const cut = file(whole.subarray(0, whole.length - 7), "cut.zst");
+    expect(await failure([cut])).toMatch(new RegExp(`^${cut.replace(/[.]/g, "\\.")}:\\d+: corrupt or truncated zstd input .*truncated`));
+    const junk = file(Buffer.concat([whole, Buffer.from("junk!")]), "junk.zst");
+    expect(await failure([junk])).toMatch(/corrupt or truncated zstd input \(bytes that are not zstd data follow/);
+  });
+
+  test("bzip2 and xz: one line naming the format and a pipe that works", async () => {
+    const bz = file(Buffer.from("BZh91AY&SY..."), "x.fa.bz2");
+    expect(await failure([bz])).toBe(`${bz} is bzip2-compressed, which virnuc does not read: decompress it in a pipe, e.g. \`bzcat ${bz} | virnuc predict - -o DIR\``);
+    const xz = file(new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), "x.xz");
+    expect(await failure([xz])).toContain("is xz-compressed, which virnuc does not read: decompress it in a pipe, e.g. `xzcat");
+  });
+
+  test("sha256 of each input's bytes as given, computed while streaming; bytes counted", async () => {
+    const gz = gzipSync(text);
+    const a = file(text);
+    const b = file(gz);
+    const summary = newReadSummary();
+    await read([a, b], { summary });
+    const sha = (x: string | Uint8Array) => createHash("sha256").update(x).digest("hex");
+    expect(summary.inputs.map((i) => [i.path, i.bytes, i.sha256, i.records])).toEqual([
+      [a, text.length, sha(text), 2],
+      [b, gz.length, sha(gz), 2],
+    ]);
+    // a start offset inside a file: no whole-file hash
+    const s = newReadSummary();
+    await read([a], { summary: s, start: { fileIndex: 0, offset: text.indexOf(">b"), index: 1 } });
+    expect(s.inputs[0].sha256).toBeNull();
+    // a consumer that stops early gets no hash for the unfinished input
+    const big = file(">x\nAC\n".repeat(300_000));
+    const e = newReadSummary();
+    for await (const r of readFasta([big], { summary: e })) if (r.index > 2) break;
+    expect(e.inputs[0].sha256).toBeNull();
+  });
+
+  test("a named pipe streams (plain and gzip), with the same records and hash as the file", async () => {
+    if (process.platform === "win32") return;
+    for (const content of [Buffer.from(text), gzipSync(text)]) {
+      const fifo = join(dir, `fifo${n++}`);
+      expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+      const src = file(content);
+      const writer = Bun.spawn(["sh", "-c", `cat '${src}' > '${fifo}'`]);
+      const summary = newReadSummary();
+      const { recs } = await read([fifo], { summary });
+      await writer.exited;
+      expect(recs.map((r) => [r.id, r.seq, r.offset])).toEqual(want.map(([i, s]) => [i, s, -1]));
+      expect(summary.inputs[0].stream).toBe(true);
+      expect(summary.inputs[0].sha256).toBe(createHash("sha256").update(content).digest("hex"));
+    }
+  });
+
+  test("standard input (-) in a child process; '-' twice is refused", async () => {
+    const code = `import { readFasta, newReadSummary } from ${JSON.stringify(join(import.meta.dir, "reader.ts"))};
+      const s = newReadSummary(); const out = [];
+      for await (const r of readFasta(["-"], { summary: s })) out.push([r.id, new TextDecoder().decode(r.seq), r.file]);
+      console.log(JSON.stringify({ out, input: s.inputs[0] }));`;
+    const p = Bun.spawnSync([process.execPath, "-e", code], { stdin: Buffer.from(Bun.zstdCompressSync(Buffer.from(text))) });
+    const got = JSON.parse(p.stdout.toString());
+    expect(got.out).toEqual(want.map(([i, s]) => [i, s, "<stdin>"]));
+    expect(got.input).toMatchObject({ path: "-", stream: true, compression: "zstd", format: "fasta" });
+    expect(await failure(["-", "-"])).toContain("standard input (-) is given more than once");
+  });
+});
+
+describe("readFasta: warnings users of VirNucPro want", () => {
+  test("protein input: one warning naming the first record, then a count", async () => {
+    const p = file(">p1\nMKVLAAGIEEFLPQ\n>d\nACGT\n>p2\nMSTPEEL\n>p3\nQQQ\n");
+    const summary = newReadSummary();
+    const { recs, warnings } = await read([p], { summary });
+    expect(recs.length).toBe(4);
+    expect(summary.proteinLike).toBe(3);
+    expect(warnings.length).toBe(2);
+    expect(warnings[0]).toStartWith(`${p}:1: record 'p1' looks like protein, not DNA`);
+    expect(warnings[1]).toBe(`3 records in all look like protein (first: 'p1' at ${p}:1)`);
+  });
+
+  test("RNA (U): one warning naming the record; IUPAC DNA codes are not flagged", async () => {
+    const p = file(">dna\nACGTNRYKMSWBDHVacgtn\n>rna\nACGU\n");
+    const summary = newReadSummary();
+    const { warnings } = await read([p], { summary });
+    expect(summary.rnaLike).toBe(1);
+    expect(summary.proteinLike).toBe(0);
+    expect(warnings).toEqual([expect.stringContaining(`${p}:3: record 'rna' has U (RNA?)`)]);
+  });
+
+  test("duplicate ids: all records processed, one warning with the count and the first repeat", async () => {
+    const a = file(">x\nAA\n>y\nCC\n>x dup\nGG\n");
+    const b = file(fq([["y", "TT"], ["z", "AC"], ["x", "A"]]));
+    const summary = newReadSummary();
+    const { recs, warnings } = await read([a, b], { summary });
+    expect(recs.map((r) => [r.id, r.index])).toEqual([
+      ["x", 0],
+      ["y", 1],
+      ["x", 2],
+      ["y", 3],
+      ["z", 4],
+      ["x", 5],
+    ]);
+    expect(summary.duplicateIds).toBe(3);
+    expect(warnings).toEqual([
+      `3 record(s) repeat an id seen before (first: 'x' at ${a}:5); every record is processed and kept: ids are not unique keys (record_index is)`,
+    ]);
+  });
+
+  test("the duplicate check holds many ids (table growth) without false repeats", async () => {
+    const ids = Array.from({ length: 50_000 }, (_, i) => `read_${i}`);
+    const p = file(ids.map((id) => `>${id}\nA\n`).join("") + ">read_49999\nA\n>read_7\nA\n");
+    const summary = newReadSummary();
+    await read([p], { summary });
+    expect(summary.duplicateIds).toBe(2);
   });
 });

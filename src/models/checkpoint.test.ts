@@ -86,7 +86,7 @@ describe("loadStateDict", () => {
 
 describe("collectTensors", () => {
   test("names tensors by their path through dicts and lists", () => {
-    const v = readTorch("../shared/fixtures/virnucpro/reference_output/output_1_ESM.pt");
+    const v = readTorch("test/fixtures/reference/virnucpro/reference_output/output_1_ESM.pt");
     const all = collectTensors(v);
     expect([...all.keys()]).toEqual(["data.0", "data.1", "data.2", "data.3"]);
     expect(all.get("data.3")!.shape).toEqual([2560]);

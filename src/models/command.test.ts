@@ -57,7 +57,7 @@ describe("virnuc models random / inspect", () => {
     expect(c).toMatch(/^bn1\.num_batches_tracked\s+i64\s+\[\]$/m);
     expect(c).toContain("model: VirNucPro classifier: 16 -> 8 -> 2, BatchNorm eps 0.001");
 
-    const f = inspectModel("../shared/fixtures/virnucpro/reference_output/output_1_merged.pt");
+    const f = inspectModel("test/fixtures/reference/virnucpro/reference_output/output_1_merged.pt");
     expect(f).toContain("top level: ids: list[4], data: tensor f32 [4, 3328]");
     expect(f).toContain("1 tensors, 13,312 values, 52.0 KiB");
     expect(f).toContain("model: not a known layout");

@@ -95,7 +95,7 @@ describe("writeRandomModel", () => {
     expect(m.config).toMatchObject({ nLayers: 6, hidden: 320, nHeads: 20, intermediate: 1280 });
     expect(values(m.tensors.get("encoder.layer.0.attention.self.rotary_embeddings.inv_freq")).length).toBe(8);
     expect(readFileSync(join(dir, "vocab.txt"), "utf8").trim().split("\n")).toEqual(
-      readFileSync("../shared/fixtures/esm2/vocab.txt", "utf8").trim().split("\n"),
+      readFileSync("test/fixtures/reference/esm2/vocab.txt", "utf8").trim().split("\n"),
     );
   });
 
@@ -123,7 +123,7 @@ describe("writeRandomModel", () => {
 });
 
 describe("synthetic DNA tokenizer", () => {
-  const real = JSON.parse(readFileSync("../shared/fixtures/dnabert-s/tokenizer.json", "utf8"));
+  const real = JSON.parse(readFileSync("test/fixtures/reference/dnabert-s/tokenizer.json", "utf8"));
   const syn = syntheticDnaTokenizer(1) as typeof real;
 
   test("shaped like DNABERT-S's tokenizer.json", () => {
@@ -179,8 +179,8 @@ describe("synthetic DNA tokenizer", () => {
 
   test("--tokenizer copies the given file", () => {
     const dir = tmp.sub("copy-tok");
-    writeRandomModel("tiny-dnabert", 1, dir, { tokenizer: "../shared/fixtures/dnabert-s/tokenizer.json" });
-    expect(readFileSync(join(dir, "tokenizer.json")).equals(readFileSync("../shared/fixtures/dnabert-s/tokenizer.json"))).toBe(true);
+    writeRandomModel("tiny-dnabert", 1, dir, { tokenizer: "test/fixtures/reference/dnabert-s/tokenizer.json" });
+    expect(readFileSync(join(dir, "tokenizer.json")).equals(readFileSync("test/fixtures/reference/dnabert-s/tokenizer.json"))).toBe(true);
     expect(() => writeRandomModel("tiny-dnabert", 1, dir, { tokenizer: join(dir, "nope.json") })).toThrow(/nope\.json: tokenizer file not found/);
   });
 });

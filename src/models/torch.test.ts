@@ -8,7 +8,7 @@ import type { HostTensor } from "./tensor.ts";
 import { Parameter, readTorch, readTorchArchive, TensorView, torchModule, writeTorch } from "./torch.ts";
 import { ZipWriter } from "./zip.ts";
 
-const REF = "../shared/fixtures/virnucpro/reference_output";
+const REF = "test/fixtures/reference/virnucpro/reference_output";
 const TESTDATA = join(import.meta.dir, "testdata");
 const dir = mkdtempSync(join(tmpdir(), "virnuc-torch-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

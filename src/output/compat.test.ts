@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { frameIsVirus } from "../classify/calls.ts";
 import { CompatWriter, HIGHESTSCORE_CSV, PREDICTIONS_TXT, compareCodePoints, type FrameScore } from "./compat.ts";
 
-const REF = "../shared/fixtures/virnucpro/reference_output";
+const REF = "test/fixtures/reference/virnucpro/reference_output";
 
 const dirs: string[] = [];
 function tempDir(): string {

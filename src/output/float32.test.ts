@@ -150,7 +150,7 @@ describe("formatFloat32", () => {
   });
 
   test("reference prediction_results.txt scores print back unchanged", async () => {
-    const text = await Bun.file("../shared/fixtures/virnucpro/reference_output/prediction_results.txt").text();
+    const text = await Bun.file("test/fixtures/reference/virnucpro/reference_output/prediction_results.txt").text();
     const cells = text
       .trim()
       .split("\n")

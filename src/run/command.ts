@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { writeError } from "../output/atomic.ts";
 import { loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
 import { PartStore, FINAL_OUTPUTS, type RunState, type PartEntry } from "./store.ts";
-import { readParts, inShard, type SourceSummary } from "./source.ts";
+import { readParts, inShard, describeInputs, type SourceSummary } from "./source.ts";
 import { processParts, type PartTelemetry } from "./process.ts";
 import { assembleOutputs } from "./assemble.ts";
 import { runWorkers, type WorkerInit } from "./workers.ts";
@@ -60,6 +60,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
   let loadTimings: Record<string, number> = {};
   const tLoad = performance.now();
   if (plan.slots.length === 0) {
+    progress.stage(`loading the models (${plan.device.backend})...`);
     models = loadModels(resolved, plan.device, plan.precision, { threads: plan.threads });
     description = models.description;
     loadTimings = models.timings;
@@ -76,7 +77,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
     const state: RunState = {
       version: 1,
       command,
-      inputs: plan.inputs.map((p) => ({ path: resolve(p), bytes: statSync(p).size })),
+      inputs: describeInputs(plan.inputs),
       chunkSize: plan.chunkSize,
       windowReads: plan.windowReads,
       precision: plan.precision,
@@ -106,6 +107,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
     }
     const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
     const parts = readParts({ inputs: plan.inputs, windowReads: plan.windowReads, shard: plan.shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") }, summary);
+    progress.trackInput(() => summary.read, state.inputs);
     const telemetry: PartTelemetry[] = [];
     for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);
     progress.start(done.size);

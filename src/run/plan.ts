@@ -3,10 +3,10 @@
  * never the raw options. Numbers have sane ranges (a usage error, exit 2, names the option);
  * --threads beyond the machine's cores is capped with a warning (--workers beyond them only warns).
  */
-import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
+import { checkInputs } from "./source.ts";
 import { availableParallelism } from "node:os";
-import { UserError } from "../util/errors.ts";
+import { UserError, UsageError } from "../util/errors.ts";
 import { chooseDevice, type DeviceChoice } from "./models.ts";
 import { cudaDeviceCount } from "../engine/engine.ts";
 import type { EmbeddingDtype } from "../output/schema.ts";
@@ -86,7 +86,7 @@ export const LIMITS = {
 } as const;
 
 function usage(message: string): UserError {
-  return new UserError(message, 2);
+  return new UsageError(message);
 }
 
 /** An integer option within [lo, hi]. */
@@ -128,10 +128,7 @@ export function planRun(
 ): RunPlan {
   if (!opts.output) throw usage(`${command}: -o DIR is required`);
   if (!inputs?.length) throw usage(`${command}: give at least one FASTA file`);
-  for (const f of inputs) {
-    if (!existsSync(f)) throw new UserError(`input ${f} does not exist`);
-    if (statSync(f).isDirectory()) throw new UserError(`input ${f} is a directory, expected a FASTA file`);
-  }
+  checkInputs(inputs); // before any model loads: exists, not a directory, not bzip2/xz; `-` once
   const chunkSize = intOption(opts.chunkSize ?? 500, "--chunk-size", LIMITS.chunkSize);
   const windowReads = intOption(opts.windowReads ?? 20000, "--window-reads", LIMITS.windowReads);
   const precision = String(opts.precision ?? "fp16");

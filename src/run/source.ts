@@ -2,7 +2,9 @@
  * Cuts the input record stream into parts of consecutive records (the unit of resume, of
  * dealing work to subprocesses, and of --shard), skipping parts that are already done.
  */
-import { readFasta, type FastaRecord } from "../fasta/reader.ts";
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { checkInput, inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary } from "../fasta/reader.ts";
 import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
@@ -14,6 +16,31 @@ export interface SourceSummary {
   totalParts: number;
   totalRecords: number;
   skipped: number;
+  /** what the reader learnt: per input sha256, bytes, format; record and warning counts */
+  read?: ReadSummary;
+}
+
+/**
+ * Checks the inputs before any model loads: each exists, is not a directory nor bzip2/xz; `-` (standard
+ * input) at most once. Pipes, FIFOs and process substitution are streams: fine.
+ */
+export function checkInputs(inputs: string[]): void {
+  for (const f of inputs) checkInput(f);
+  if (inputs.filter((f) => f === STDIN).length > 1)
+    throw new UserError("standard input (-) is given more than once: it can be read only once");
+}
+
+/**
+ * The inputs as the run state records them (what --resume compares): absolute path and size of
+ * a regular file; a stream (`-`, a pipe) has no size (-1): its parts are matched by their
+ * records' hashes when the same stream is given again.
+ */
+export function describeInputs(inputs: string[]): { path: string; bytes: number }[] {
+  return inputs.map((p) => {
+    const kind = inputKind(p);
+    if (kind === "stdin") return { path: STDIN, bytes: -1 };
+    return { path: resolve(p), bytes: kind === "file" ? statSync(p).size : -1 };
+  });
 }
 
 export interface SourceOptions {
@@ -61,7 +88,8 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
     }
     yield part;
   };
-  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead })) {
+  summary.read = newReadSummary();
+  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead, summary: summary.read })) {
     // The reader may reuse its buffers: a part keeps its own copy of each sequence.
     records.push({ ...rec, seq: rec.seq.slice() });
     total++;

@@ -6,7 +6,7 @@ import { UserError } from "../util/errors.ts";
 // subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
 setDefaultTimeout(120_000);
 
-const FILE = "../shared/fixtures/dnabert-s/tokenizer.json";
+const FILE = "test/fixtures/reference/dnabert-s/tokenizer.json";
 const json = JSON.parse(readFileSync(FILE, "utf8"));
 const tok = BpeTokenizer.fromFile(FILE);
 const heapTok = BpeTokenizer.fromJSON(json, { mergeQueue: "heap" });
@@ -276,6 +276,6 @@ describe("tokenizer.json variants", () => {
     expect(() => BpeTokenizer.fromJSON(tiny({ pre_tokenizer: { type: "ByteLevel" } }))).toThrow(/pre-tokenizer ByteLevel/);
     expect(() => BpeTokenizer.fromJSON(tiny({}, { merges: ["a z"] }))).toThrow(/merge "a z"/);
     expect(() => BpeTokenizer.fromFile("/nonexistent/tokenizer.json")).toThrow(/cannot read tokenizer \/nonexistent\/tokenizer\.json/);
-    expect(() => BpeTokenizer.fromFile("../shared/fixtures/esm2/vocab.txt")).toThrow(/not valid JSON/);
+    expect(() => BpeTokenizer.fromFile("test/fixtures/reference/esm2/vocab.txt")).toThrow(/not valid JSON/);
   });
 });

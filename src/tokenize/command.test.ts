@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 // subprocesses and heavy checks on a busy machine take longer than the 5 s default (bunfig has no such key)
 setDefaultTimeout(120_000);
 
-const TOKENIZER = "../shared/fixtures/dnabert-s/tokenizer.json";
+const TOKENIZER = "test/fixtures/reference/dnabert-s/tokenizer.json";
 const tmp = mkdtempSync(join(tmpdir(), "virnuc-tokenize-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { ESM2_VOCAB, EsmTokenizer } from "./esm.ts";
 import { UserError } from "../util/errors.ts";
 
-const VOCAB_FILE = "../shared/fixtures/esm2/vocab.txt";
+const VOCAB_FILE = "test/fixtures/reference/esm2/vocab.txt";
 const tok = EsmTokenizer.default();
 const ids = (s: string) => Array.from(tok.encode(s));
 

@@ -91,3 +91,11 @@ export function oneLine(err: unknown): string {
   const msg = isSystemError(err) ? systemErrorMessage(err) : err instanceof Error ? err.message : String(err);
   return msg.replace(/\s*\n\s*/g, " ").trim();
 }
+
+/** A command line the program cannot run (unknown command or option, missing argument): exit code 2. */
+export class UsageError extends UserError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = "UsageError";
+  }
+}
