@@ -10,14 +10,14 @@ import { loadDnabert } from "../src/models/dnabert.ts";
 import { EsmTokenizer } from "../src/tokenize/esm.ts";
 import { BpeTokenizer } from "../src/tokenize/bpe.ts";
 import { makeWorkload } from "../bench/engine.ts";
-import { ROOT, SHARED } from "./helpers.ts";
+import { ROOT, REFERENCE } from "./helpers.ts";
 
 const G = join(ROOT, "test/fixtures/golden");
 const engine = Engine.create("cpu", { threads: 2 });
 afterAll(() => engine.close());
 
 describe("embeddings do not depend on the packing", () => {
-  const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(join(SHARED, "dnabert-s/tokenizer.json")) };
+  const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(join(REFERENCE, "dnabert-s/tokenizer.json")) };
   const wl = makeWorkload(60, 150, 11, tok);
 
   for (const [name, model, seqs] of [

@@ -9,6 +9,9 @@ import { INDEX_SUFFIX, buildIndex, indexCommand, formatIndex, indexPaths, loadOr
 import { readParts, type SourceSummary } from "../run/source.ts";
 import { hashRecords } from "../frames/prepare.ts";
 
+/** The part counts of a source summary (the reader's per-input details differ between a seek and a read-through). */
+const counts = (s: { totalParts: number; totalRecords: number; skipped: number }) => ({ totalParts: s.totalParts, totalRecords: s.totalRecords, skipped: s.skipped });
+
 const root = mkdtempSync(join(tmpdir(), "virnuc-index-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -208,7 +211,7 @@ describe("a shard reads only its share", () => {
     expect(seek.bytes / size).toBeLessThan(0.35);
     expect(seek.parts).toEqual(through.parts);
     expect(seek.parts.map((p) => p.index)).toEqual([1, 5]);
-    expect(seek.summary).toEqual(through.summary);
+    expect(counts(seek.summary)).toEqual(counts(through.summary));
     expect(seek.summary.totalParts).toBe(8);
     expect(seek.summary.totalRecords).toBe(n);
 
@@ -219,7 +222,7 @@ describe("a shard reads only its share", () => {
     await shardParts([gz], { index: 0, count: 4 }, indexDir, W); // builds its index
     const zseek = await shardParts([gz], { index: 1, count: 4 }, indexDir, W);
     expect(zseek.parts).toEqual(through.parts);
-    expect(zseek.summary).toEqual(through.summary);
+    expect(counts(zseek.summary)).toEqual(counts(through.summary));
     expect(zseek.warnings).toEqual([]);
     // Parts 1 and 5, plus at most one 256 KiB read and one block past each part's end.
     expect(zseek.bytes / zsize).toBeGreaterThan(0.24);
@@ -235,7 +238,7 @@ describe("a shard reads only its share", () => {
     const z = await shardParts([gz], { index: 2, count: 3 }, join(root, "small-run-gz"), 10);
     expect(z.warnings.filter((w) => /gzip-compressed and cannot be seeked/.test(w)).length).toBe(1);
     expect(z.parts).toEqual(plain.parts);
-    expect(z.summary).toEqual(plain.summary);
+    expect(counts(z.summary)).toEqual(counts(plain.summary));
     expect(existsSync(gz + INDEX_SUFFIX)).toBe(false);
   }, 30_000);
 });

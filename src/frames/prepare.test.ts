@@ -6,7 +6,7 @@ import { windowsOf } from "./windows.ts";
 import { framesOf } from "./sixframe.ts";
 import { EsmTokenizer } from "../tokenize/esm.ts";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
-import { SHARED } from "../../test/helpers.ts";
+import { REFERENCE } from "../../test/helpers.ts";
 
 const enc = new TextEncoder();
 const rec = (id: string, seq: string, index: number) => ({ id, seq: enc.encode(seq), file: "x.fa", line: 1, offset: 0, index });
@@ -28,7 +28,7 @@ describe("preparePart", () => {
   });
 
   test("with tokenizers: one token array per frame for each encoder", () => {
-    const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(join(SHARED, "dnabert-s/tokenizer.json")) };
+    const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(join(REFERENCE, "dnabert-s/tokenizer.json")) };
     const p = preparePart({ index: 0, records }, 300, tok);
     expect(p.esmTokens.length).toBe(p.frameIds.length);
     expect(p.dnabertTokens.length).toBe(p.frameIds.length);

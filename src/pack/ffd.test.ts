@@ -4,7 +4,7 @@ import { fillBatch, packBatches, packFFD, packingEfficiency, type Packing } from
 import { makeWorkload } from "../../bench/engine.ts";
 import { EsmTokenizer } from "../tokenize/esm.ts";
 import { BpeTokenizer } from "../tokenize/bpe.ts";
-import { SHARED } from "../../test/helpers.ts";
+import { REFERENCE } from "../../test/helpers.ts";
 
 /** Textbook first-fit decreasing with a linear scan over the batches. */
 function bruteFFD(lengths: number[], budget: number, maxSeqs = Infinity): number[][] {
@@ -203,7 +203,7 @@ describe("packBatches", () => {
   // cap: the run's default parts of 20,000 reads, the frames of the bench's 6,000 reads (the same
   // seed: the first frames of the same reads) and a small last part of ~700 reads.
   test("VirNucPro-shaped workloads pack >= 95% at the default budgets", () => {
-    const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(join(SHARED, "dnabert-s/tokenizer.json")) };
+    const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(join(REFERENCE, "dnabert-s/tokenizer.json")) };
     const figures: string[] = [];
     let worstFfd = 1;
     for (const bp of [150, 300, 500]) {

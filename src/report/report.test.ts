@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { modelArgs, runCli, SHARED, tinyModels } from "../../test/helpers.ts";
+import { modelArgs, runCli, REFERENCE, tinyModels } from "../../test/helpers.ts";
 import { buildReport, reportCommand, writeReport } from "./report.ts";
 import { writeSampleDir } from "./testdata.ts";
 import { collectRun } from "./data.ts";
@@ -148,7 +148,7 @@ describe("cohort", () => {
 describe("predict", () => {
   test("leaves report.html (from the run's own files); --no-report skips it", () => {
     tinyModels();
-    const fa = join(SHARED, "virnucpro", "test_with_orfs.fa");
+    const fa = join(REFERENCE, "virnucpro", "test_with_orfs.fa");
     const a = join(root, "pa");
     const r = runCli(["predict", fa, "-o", a, "--chunk-size", "300", "--no-progress", ...modelArgs()]);
     expect(r.code).toBe(0);

@@ -3,9 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { intOption, parseGpus, parseShard, planRun, LIMITS } from "./plan.ts";
 import { UserError } from "../util/errors.ts";
-import { SHARED } from "../../test/helpers.ts";
+import { REFERENCE } from "../../test/helpers.ts";
 
-const input = join(SHARED, "virnucpro/test_with_orfs.fa");
+const input = join(REFERENCE, "virnucpro/test_with_orfs.fa");
 const plan = (opts: Record<string, unknown>, cores = 8) => {
   const warnings: string[] = [];
   const p = planRun([input], { output: "/tmp/x", device: "cpu", ...opts }, "predict", (m) => warnings.push(m), cores);
