@@ -22,10 +22,10 @@ describe("predict", () => {
     const r = runCli(["predict", join(FIX, "test_with_orfs.fa"), join(FIX, "test_sequences.fa"), "-o", out, "--chunk-size", "300", "--save-embeddings", "--no-progress", ...modelArgs()]);
     expect(r.stderr).not.toContain("error");
     expect(r.code).toBe(0);
-  });
+  }, 60_000);
 
   test("writes every output file", () => {
-    for (const f of ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "windows.parquet", "sequences.parquet", "embeddings.arrow", "run.json"])
+    for (const f of ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "windows.parquet", "sequences.parquet", "sequences.tsv", "embeddings.arrow", "run.json"])
       expect(existsSync(join(out, f))).toBe(true);
   });
 
@@ -53,7 +53,7 @@ describe("predict", () => {
     const lines = readFileSync(p("prediction_results.txt"), "utf8").trimEnd().split("\n").length - 1;
     expect(nPred).toBe(lines);
     const cols = (await duck(`describe select * from '${p("predictions.parquet")}'`)).map((r) => r[0]);
-    expect(cols).toEqual(["frame_id", "window_id", "sequence_id", "window_index", "window_start", "window_end", "frame", "protein_length", "score_others", "score_virus", "prediction"]);
+    expect(cols).toEqual(["frame_id", "window_id", "sequence_id", "record_index", "window_index", "window_start", "window_end", "frame", "protein_length", "score_others", "score_virus", "prediction"]);
     const [[nSeq]] = await duck(`select count(*)::INT from '${p("sequences.parquet")}'`);
     expect(nSeq).toBe(2 + 100); // records of both inputs
     // windows include those with no frame (null call); frames per window add up
@@ -72,7 +72,7 @@ describe("predict", () => {
     const t = tableFromIPC(readFileSync(join(out, "embeddings.arrow")));
     const lines = readFileSync(join(out, "prediction_results.txt"), "utf8").trimEnd().split("\n").length - 1;
     expect(t.numRows).toBe(lines);
-    expect(t.schema.fields.map((f) => f.name)).toEqual(["frame_id", "dnabert", "esm"]);
+    expect(t.schema.fields.map((f) => f.name)).toEqual(["frame_id", "record_index", "dnabert", "esm"]);
     const row = t.get(0)!.toJSON() as { dnabert: { length: number }; esm: { length: number } };
     expect(row.dnabert.length).toBe(128);
     expect(row.esm.length).toBe(128);
@@ -95,7 +95,7 @@ describe("predict", () => {
     expect(runCli(["predict", reads, "-o", a, "--chunk-size", "300", "--no-progress", ...modelArgs()]).code).toBe(0);
     expect(runCli(["predict", reads, "-o", b, "--chunk-size", "300", "--no-progress", "--window-reads", "37", "--token-budget", "300", ...modelArgs()]).code).toBe(0);
     expect(outputsOf(b)).toEqual(outputsOf(a));
-  });
+  }, 60_000);
 
   test("gzip input gives the same outputs; --log-json writes one telemetry line per part", () => {
     const dir = tempDir("gz");
@@ -118,7 +118,7 @@ describe("predict", () => {
       expect(typeof l.device_wait_for_host_s).toBe("number");
       expect(typeof l.tokens_per_s).toBe("number");
     }
-  });
+  }, 60_000);
 
   test("embed writes the features only", () => {
     const d = tempDir("embed");
@@ -126,10 +126,11 @@ describe("predict", () => {
     expect(r.code).toBe(0);
     expect(existsSync(join(d, "embeddings.arrow"))).toBe(true);
     expect(existsSync(join(d, "prediction_results.txt"))).toBe(false);
+    expect(existsSync(join(d, "frames.parquet"))).toBe(true);
     const t = tableFromIPC(readFileSync(join(d, "embeddings.arrow")));
     expect(t.numRows).toBe(4);
-    expect(String(t.schema.fields[1].type)).toContain("Float16");
-  });
+    expect(String(t.schema.fields[2].type)).toContain("Float16");
+  }, 60_000);
 });
 
 describe("predict: bad input and options", () => {
@@ -153,7 +154,7 @@ describe("predict: bad input and options", () => {
       expect(lines.length).toBe(1);
       expect(lines[0]).toMatch(re);
       expect(r.stderr).not.toContain("    at ");
-    });
+    }, 60_000);
 
   test("a second run into the same directory asks for --resume or --force", () => {
     const d = tempDir("again");
@@ -163,5 +164,5 @@ describe("predict: bad input and options", () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--resume.*--force/);
     expect(runCli([...args, "--force"]).code).toBe(0);
-  });
+  }, 60_000);
 });

@@ -13,6 +13,8 @@ import { dirname, join, resolve } from "node:path";
 import { availableParallelism, cpus, hostname, release, totalmem, arch, platform } from "node:os";
 import { sha256File } from "./arrowfile.ts";
 import { VIRNUC_VERSION } from "./filemeta.ts";
+import { libraryPath } from "../engine/ffi.ts";
+import { backendAvailable } from "../engine/engine.ts";
 
 /** The repository root of this checkout (src/output -> ../..). */
 export const REPO_ROOT = resolve(import.meta.dir, "..", "..");
@@ -248,6 +250,16 @@ export function machineInfo(opts: { procRoot?: string; spawn?: boolean } = {}): 
     memoryBytes: totalmem(),
     ...(gpus ? { gpus } : {}),
   };
+}
+
+/** The libvirnuc this process uses and its backends (backends left out if it cannot be loaded). */
+export function libvirnucInUse(): { path: string; backends?: { cpu: boolean; cuda: boolean } } {
+  const path = libraryPath();
+  try {
+    return { path, backends: { cpu: backendAvailable("cpu"), cuda: backendAvailable("cuda") } };
+  } catch {
+    return { path };
+  }
 }
 
 export interface ProvenanceInput {

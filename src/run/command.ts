@@ -15,6 +15,8 @@ import { assembleOutputs } from "./assemble.ts";
 import { runWorkers, type WorkerInit, type WorkerSlot } from "./workers.ts";
 import { Progress } from "./progress.ts";
 import { cudaDeviceCount } from "../engine/engine.ts";
+import { embeddingsPlan } from "../output/embeddings.ts";
+import { collectProvenance, libvirnucInUse } from "../output/provenance.ts";
 
 export interface PredictOptions {
   output?: string;
@@ -34,6 +36,7 @@ export interface PredictOptions {
   force?: boolean;
   saveEmbeddings?: boolean;
   embeddingsDtype?: string;
+  embeddingsFormat?: string;
   progress?: boolean;
   logJson?: string;
   threads?: string | number;
@@ -65,9 +68,8 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   const windowReads = positiveInt(opts.windowReads ?? 20000, "--window-reads");
   const precision = String(opts.precision ?? "fp16");
   if (!["fp16", "fp32", "fp8"].includes(precision)) throw new UserError(`--precision ${precision}: expected fp16, fp32 or fp8`);
-  const embeddingsDtype = String(opts.embeddingsDtype ?? "float32");
-  if (!["float32", "float16"].includes(embeddingsDtype))
-    throw new UserError(`--embeddings-dtype ${embeddingsDtype}: expected float32 or float16`);
+  const embeddings = embeddingsPlan(opts.embeddingsFormat ?? "arrow", opts.embeddingsDtype ?? "float32");
+  const embeddingsDtype = embeddings.dtype;
   const tokenBudget = opts.tokenBudget !== undefined ? positiveInt(opts.tokenBudget, "--token-budget") : undefined;
   const shard = parseShard(opts.shard);
   const dir = resolve(opts.output);
@@ -97,6 +99,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   mkdirSync(dir, { recursive: true });
   const progress = new Progress({ enabled: showProgress, logJson: opts.logJson });
   const warn = (m: string) => progress.warn(m);
+  if (keepEmbeddings && embeddings.warning) warn(embeddings.warning);
 
   // Load in this process (also when workers are used: it fingerprints the files and checks
   // that the models load, before any subprocess starts).
@@ -123,6 +126,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     precision: device.backend === "cpu" ? "fp32" : precision,
     saveEmbeddings: keepEmbeddings,
     embeddingsDtype,
+    embeddingsFormat: embeddings.format,
     models: {
       esm: resolved.files.esm.map((f) => ({ path: f.path, sha256: f.sha256 })),
       dnabert: resolved.files.dnabert.map((f) => ({ path: f.path, sha256: f.sha256 })),
@@ -206,7 +210,6 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     precision: state.precision,
     chunkSize,
     windowReads,
-    inputs: state.inputs,
     models: resolved,
     totalRecords: summary.totalRecords,
     totalParts: summary.totalParts,
@@ -218,10 +221,14 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
     summary: summarize(telemetry, computeSeconds),
     telemetry,
     shard,
+    embeddingsFormat: keepEmbeddings ? embeddings.format : undefined,
+    // version, commit, argv, inputs (with sha256 when the reader provides it), libvirnuc, machine
+    ...collectProvenance({ inputs: state.inputs, inputSha256: summary.inputSha256, libvirnuc: libvirnucInUse() }),
   };
   await assembleOutputs(dir, [{ store, parts: expected }], {
     classify,
     keepEmbeddings,
+    embeddingsFormat: embeddings.format,
     shard,
     totalParts: summary.totalParts,
     runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),

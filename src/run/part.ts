@@ -14,6 +14,8 @@ export interface PartRecords {
   index: number;
   /** index of the part's first record in the whole input */
   firstRecord: number;
+  /** record_index (0-based over all inputs) of each record */
+  recordIndex: number[];
   ids: string[];
   lengths: number[];
   /** 64-bit content hash of ids and sequences: detects a changed input on --resume */
@@ -99,6 +101,7 @@ export function preparePart(
     records: {
       index,
       firstRecord: records.length ? records[0].index : 0,
+      recordIndex: records.map((r) => r.index),
       ids: records.map((r) => r.id),
       lengths: records.map((r) => r.seq.length),
       inputHash: hashRecords(records),

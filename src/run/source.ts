@@ -13,6 +13,8 @@ export interface SourceSummary {
   totalParts: number;
   totalRecords: number;
   skipped: number;
+  /** sha256 of each input's bytes by path, when the reader hashes them while streaming (run.json) */
+  inputSha256?: Map<string, string>;
 }
 
 export interface SourceOptions {

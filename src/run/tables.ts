@@ -1,7 +1,8 @@
 /**
  * A part's results as the Arrow tables of the final outputs (predictions, windows, sequences,
- * and optionally embeddings), serialised as Arrow IPC files: assembling the outputs is then a
- * concatenation of parts in input order.
+ * and optionally embeddings; `embed` writes the frames table instead of the classifier's
+ * tables), serialised as Arrow IPC files: assembling the outputs is then a concatenation of
+ * parts in input order. Every table has record_index.
  */
 import type { PartResult } from "./compute.ts";
 import type { PartEntry } from "./store.ts";
@@ -14,8 +15,10 @@ import {
   type EmbeddingDtype,
 } from "../output/schema.ts";
 import { ipcFileBytes } from "../output/arrowfile.ts";
+import { recordIndexOfRows, withRecordIndex } from "../output/keys.ts";
+import { framesBatch } from "../output/frames.ts";
 
-export const PART_TABLES = ["predictions", "windows", "sequences", "embeddings"] as const;
+export const PART_TABLES = ["predictions", "windows", "sequences", "embeddings", "frames"] as const;
 export type PartTable = (typeof PART_TABLES)[number];
 
 export function partEntryOf(r: PartResult): Omit<PartEntry, "files"> {
@@ -51,11 +54,13 @@ export function partFiles(r: PartResult, opts: { embeddingsDtype: EmbeddingDtype
     frameStart[i] = p.windowStart[w];
     frameEnd[i] = p.windowEnd[w];
   }
+  const recordIndex = p.records.recordIndex;
+  const frameRecordIndex = recordIndexOfRows(recordIndex, frameWindowRecord);
   const files: { suffix: string; data: Uint8Array }[] = [];
   if (opts.classify) {
     files.push({
       suffix: "predictions.arrow",
-      data: ipcFileBytes(
+      data: ipcFileBytes(withRecordIndex(
         predictionsBatch({
           frameId: p.frameIds,
           windowId: { values: p.windowIds, index: p.frameWindow },
@@ -68,11 +73,11 @@ export function partFiles(r: PartResult, opts: { embeddingsDtype: EmbeddingDtype
           scoreOthers,
           scoreVirus,
         }),
-      ),
+      frameRecordIndex)),
     });
     files.push({
       suffix: "windows.arrow",
-      data: ipcFileBytes(
+      data: ipcFileBytes(withRecordIndex(
         windowsBatch({
           windowId: p.windowIds,
           sequenceId: seqOfWindow,
@@ -83,17 +88,36 @@ export function partFiles(r: PartResult, opts: { embeddingsDtype: EmbeddingDtype
           maxScoreOthers: r.windows.maxOthers,
           maxScoreVirus: r.windows.maxVirus,
         }),
-      ),
+      recordIndexOfRows(recordIndex, p.windowRecord))),
     });
     files.push({
       suffix: "sequences.arrow",
-      data: ipcFileBytes(
+      data: ipcFileBytes(withRecordIndex(
         sequencesBatch({
           sequenceId: p.records.ids,
           length: Float64Array.from(p.records.lengths),
           nWindows: r.sequences.nWindows,
           nViralWindows: r.sequences.nViralWindows,
           maxScoreVirus: r.sequences.maxVirus,
+        }),
+      recordIndex)),
+    });
+  } else {
+    // embed: the frames table, so that embeddings join to positions without the classifier
+    files.push({
+      suffix: "frames.arrow",
+      data: ipcFileBytes(
+        framesBatch({
+          frameId: p.frameIds,
+          windowId: { values: p.windowIds, index: p.frameWindow },
+          sequenceId: { values: p.records.ids, index: frameWindowRecord },
+          recordIndex: frameRecordIndex,
+          windowIndex: frameK,
+          windowStart: frameStart,
+          windowEnd: frameEnd,
+          frame: p.frameNames,
+          proteinLength: p.proteinLength,
+          sequenceLength: Float64Array.from(frameWindowRecord, (rec) => p.records.lengths[rec]),
         }),
       ),
     });
@@ -102,7 +126,7 @@ export function partFiles(r: PartResult, opts: { embeddingsDtype: EmbeddingDtype
     const f16 = opts.embeddingsDtype === "float16";
     files.push({
       suffix: "embeddings.arrow",
-      data: ipcFileBytes(
+      data: ipcFileBytes(withRecordIndex(
         embeddingsBatch({
           frameId: p.frameIds,
           dnabert: f16 ? toFloat16Bits(r.dnabert) : r.dnabert,
@@ -110,7 +134,7 @@ export function partFiles(r: PartResult, opts: { embeddingsDtype: EmbeddingDtype
           dnabertDim: r.dnabertDim,
           esmDim: r.esmDim,
         }),
-      ),
+      frameRecordIndex)),
     });
   }
   return files;
