@@ -4,13 +4,13 @@
  * FixedSizeList<float>[768], esm FixedSizeList<float>[2560].
  *
  * Parquet has no fixed-size list type: the columns are Parquet LISTs of FLOAT, and the Arrow
- * schema stored in the file (ARROW:schema) makes pyarrow and polars read them back as
- * FixedSizeList / Array[f32, 2560]. DuckDB reads them as FLOAT[] lists of 768 / 2560 values;
+ * schema stored in the file (ARROW:schema) lets Arrow readers restore the FixedSizeList types
+ * (checked with arrow-rs in the tests). DuckDB reads them as FLOAT[] lists of 768 / 2560 values;
  * `esm::FLOAT[2560]` makes them DuckDB arrays (for array_cosine_similarity and friends).
  *
  * float16 with Parquet: the file is written as float32, with one warning. Parquet's FLOAT16 type
- * is recent and not read by every reader the outputs promise (DuckDB reads it; pyarrow needs
- * 15 or later; polars has no float16 type), so float16 stays an embeddings.arrow option.
+ * is recent and reading it depends on the reader and its version (DuckDB reads it), while the
+ * Parquet outputs must open everywhere without hints, so float16 stays an embeddings.arrow option.
  */
 import { join } from "node:path";
 import type { RecordBatch, Schema } from "apache-arrow";
