@@ -145,6 +145,7 @@ describe("predict: bad input and options", () => {
     ["bad chunk size", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--chunk-size", "0"], /--chunk-size must be a positive integer/],
     ["bad shard", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--shard", "3/2"], /--shard 3\/2/],
     ["unknown device", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--device", "tpu"], /--device tpu/],
+    ["unknown embeddings format", () => ["embed", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--embeddings-format", "csv"], /--embeddings-format csv: expected arrow or parquet/],
   ];
   for (const [name, args, re] of cases)
     test(name, () => {
