@@ -11,38 +11,82 @@
  * Rows are written as batches arrive (memory holds one batch's text); the file appears
  * atomically on close. The text is a pure function of the rows (deterministic).
  */
-import { type DataType, type RecordBatch, type Schema, Type } from "apache-arrow";
+import { type Data, type DataType, type RecordBatch, type Schema, Type } from "apache-arrow";
 import { AtomicFile } from "./atomic.ts";
 import type { FileDigest } from "./arrowfile.ts";
 import { formatFloat32 } from "./float32.ts";
 
-type Cell = (v: unknown) => string;
+/** A column's text, one string per row ("" for null), read straight from its Arrow buffers. */
+type ColumnText = (d: Data, n: number) => string[];
 
-function formatterFor(type: DataType, name: string): Cell {
+const decoder = new TextDecoder();
+
+function utf8Text(name: string): ColumnText {
+  return (d, n) => {
+    const offs = d.valueOffsets as Int32Array; // sliced with the data: offs[i]..offs[i+1]
+    const bytes = d.values as Uint8Array;
+    const lo = offs[0];
+    const hi = offs[n];
+    let ascii = true;
+    for (let i = lo; i < hi; i++) {
+      const b = bytes[i];
+      if (b === 9 || b === 10 || b === 13) {
+        let row = 0;
+        while (offs[row + 1] <= i) row++;
+        throw new Error(`TSV column ${name}: value ${JSON.stringify(decoder.decode(bytes.subarray(offs[row], offs[row + 1])))} holds a tab or line break`);
+      }
+      if (b >= 0x80) ascii = false;
+    }
+    const out = new Array<string>(n);
+    if (ascii) {
+      // One decode for the whole column; byte offsets are character offsets.
+      const all = Buffer.from(bytes.buffer, bytes.byteOffset + lo, hi - lo).toString("latin1");
+      for (let i = 0; i < n; i++) out[i] = all.slice(offs[i] - lo, offs[i + 1] - lo);
+    } else {
+      for (let i = 0; i < n; i++) out[i] = decoder.decode(bytes.subarray(offs[i], offs[i + 1]));
+    }
+    return out;
+  };
+}
+
+function columnTextFor(type: DataType, name: string): ColumnText {
   switch (type.typeId) {
     case Type.Utf8:
-    case Type.LargeUtf8:
-      return (v) => {
-        const s = v as string;
-        if (/[\t\n\r]/.test(s)) throw new Error(`TSV column ${name}: value ${JSON.stringify(s)} holds a tab or line break`);
-        return s;
-      };
+      return utf8Text(name);
     case Type.Int:
-      return (v) => String(v);
+      return (d, n) => {
+        const v = d.values as ArrayLike<number | bigint>;
+        const out = new Array<string>(n);
+        for (let i = 0; i < n; i++) out[i] = String(v[i]);
+        return out;
+      };
     case Type.Float:
-      return String(type) === "Float32" ? (v) => formatFloat32(v as number) : (v) => String(v);
+      if (String(type) !== "Float32") break;
+      return (d, n) => {
+        const v = d.values as Float32Array;
+        const out = new Array<string>(n);
+        for (let i = 0; i < n; i++) out[i] = formatFloat32(v[i]);
+        return out;
+      };
     case Type.Bool:
-      return (v) => (v ? "true" : "false");
-    default:
-      throw new Error(`TSV column ${name}: type ${type} is not written as text`);
+      return (d, n) => {
+        const bits = d.values as Uint8Array; // not sliced: bit offset + i
+        const out = new Array<string>(n);
+        for (let i = 0; i < n; i++) {
+          const j = d.offset + i;
+          out[i] = bits[j >> 3] & (1 << (j & 7)) ? "true" : "false";
+        }
+        return out;
+      };
   }
+  throw new Error(`TSV column ${name}: type ${type} is not written as text`);
 }
 
 export class TsvWriter {
   private readonly file: AtomicFile;
   private readonly hasher = new Bun.CryptoHasher("sha256");
   private bytes = 0;
-  private readonly cells: Cell[];
+  private readonly columns: ColumnText[];
   private closed = false;
   rows = 0;
 
@@ -50,7 +94,7 @@ export class TsvWriter {
     readonly path: string,
     readonly schema: Schema,
   ) {
-    this.cells = schema.fields.map((f) => formatterFor(f.type, f.name));
+    this.columns = schema.fields.map((f) => columnTextFor(f.type, f.name));
     this.file = new AtomicFile(path);
     this.write(schema.fields.map((f) => f.name).join("\t") + "\n");
   }
@@ -67,15 +111,18 @@ export class TsvWriter {
     const fields = batch.schema.fields;
     if (fields.length !== this.schema.fields.length || fields.some((f, i) => f.name !== this.schema.fields[i].name))
       throw new Error(`TSV ${this.path}: batch columns (${fields.map((f) => f.name).join(", ")}) are not the table's`);
-    const cols = fields.map((_, i) => batch.getChildAt(i)!);
-    const lines: string[] = new Array(batch.numRows);
-    const row: string[] = new Array(cols.length);
-    for (let r = 0; r < batch.numRows; r++) {
-      for (let c = 0; c < cols.length; c++) {
-        const v = cols[c].get(r);
-        row[c] = v === null || v === undefined ? "" : this.cells[c](v);
-      }
-      lines[r] = row.join("\t");
+    const n = batch.numRows;
+    const text = this.columns.map((toText, c) => {
+      const d = batch.data.children[c];
+      const col = toText(d, n);
+      if (d.nullCount > 0) for (let i = 0; i < n; i++) if (!d.getValid(i)) col[i] = "";
+      return col;
+    });
+    const lines = new Array<string>(n);
+    for (let r = 0; r < n; r++) {
+      let line = text[0][r];
+      for (let c = 1; c < text.length; c++) line += "\t" + text[c][r];
+      lines[r] = line;
     }
     if (lines.length) this.write(lines.join("\n") + "\n");
     this.rows += batch.numRows;
