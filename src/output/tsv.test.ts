@@ -63,6 +63,15 @@ describe("TSV tables", () => {
     ww.add(wb);
     ww.close();
     expect(readFileSync(join(dir, "w.tsv"), "utf8").split("\n").slice(1, 3)).toEqual(["a_chunk_1\ta\t1\t0\t300\t2\t0.25\t0.75\ttrue", "a_chunk_2\ta\t2\t300\t600\t0\t\t\t"]);
+    // slices: booleans and validity read at the slice's bit offset
+    const w3 = windowsBatch({
+      windowId: ["x1", "x2", "x3"], sequenceId: ["x", "x", "x"], windowIndex: Int32Array.of(1, 2, 3), windowStart: [0, 1, 2], windowEnd: [1, 2, 3],
+      nFrames: Int32Array.of(1, 0, 1), maxScoreOthers: Float32Array.of(0.9, 0, 0.1), maxScoreVirus: Float32Array.of(0.1, 0, 0.9),
+    });
+    const ws = new TsvWriter(join(dir, "ws.tsv"), w3.schema);
+    ws.add(w3.slice(1));
+    ws.close();
+    expect(readFileSync(join(dir, "ws.tsv"), "utf8").split("\n").slice(1, 3)).toEqual(["x2\tx\t2\t1\t2\t0\t\t\t", "x3\tx\t3\t2\t3\t1\t0.1\t0.9\ttrue"]);
   });
 
   test("no rows: the header alone; refused values leave no file", () => {
