@@ -45,8 +45,9 @@ const predictOptions = (c: Command) =>
     .option("--resume", "Skip parts already finished in DIR, redo the rest (a stream: give the same stream again)")
     .option("--force", "Start over in a DIR that holds an earlier run")
     .option("--threads <n>", "CPU backend threads (default: all cores)")
-    .option("--save-embeddings", "Write embeddings.arrow")
+    .option("--save-embeddings", "Also write the embeddings (see --embeddings-format)")
     .option("--embeddings-dtype <t>", "float32 | float16 for embeddings.arrow", { default: "float32" })
+    .option("--embeddings-format <f>", "arrow | parquet: embeddings.arrow or embeddings.parquet", { default: "arrow" })
     .option("--no-progress", "No progress output")
     .option("--log-json <file>", "Write per-window telemetry as JSON lines");
 

@@ -30,7 +30,7 @@ describe("predict", () => {
   }, 60_000);
 
   test("writes every output file", () => {
-    for (const f of ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "windows.parquet", "sequences.parquet", "embeddings.arrow", "run.json"])
+    for (const f of ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "windows.parquet", "sequences.parquet", "sequences.tsv", "embeddings.arrow", "run.json"])
       expect(existsSync(join(out, f))).toBe(true);
   });
 
@@ -58,7 +58,7 @@ describe("predict", () => {
     const lines = readFileSync(p("prediction_results.txt"), "utf8").trimEnd().split("\n").length - 1;
     expect(nPred).toBe(lines);
     const cols = (await duck(`describe select * from '${p("predictions.parquet")}'`)).map((r) => r[0]);
-    expect(cols).toEqual(["frame_id", "window_id", "sequence_id", "window_index", "window_start", "window_end", "frame", "protein_length", "score_others", "score_virus", "prediction"]);
+    expect(cols).toEqual(["frame_id", "window_id", "sequence_id", "record_index", "window_index", "window_start", "window_end", "frame", "protein_length", "score_others", "score_virus", "prediction"]);
     const [[nSeq]] = await duck(`select count(*)::INT from '${p("sequences.parquet")}'`);
     expect(nSeq).toBe(2 + 100); // records of both inputs
     // windows include those with no frame (null call); frames per window add up
@@ -77,7 +77,7 @@ describe("predict", () => {
     const t = tableFromIPC(readFileSync(join(out, "embeddings.arrow")));
     const lines = readFileSync(join(out, "prediction_results.txt"), "utf8").trimEnd().split("\n").length - 1;
     expect(t.numRows).toBe(lines);
-    expect(t.schema.fields.map((f) => f.name)).toEqual(["frame_id", "dnabert", "esm"]);
+    expect(t.schema.fields.map((f) => f.name)).toEqual(["frame_id", "record_index", "dnabert", "esm"]);
     const row = t.get(0)!.toJSON() as { dnabert: { length: number }; esm: { length: number } };
     expect(row.dnabert.length).toBe(128);
     expect(row.esm.length).toBe(128);
@@ -131,9 +131,10 @@ describe("predict", () => {
     expect(r.code).toBe(0);
     expect(existsSync(join(d, "embeddings.arrow"))).toBe(true);
     expect(existsSync(join(d, "prediction_results.txt"))).toBe(false);
+    expect(existsSync(join(d, "frames.parquet"))).toBe(true);
     const t = tableFromIPC(readFileSync(join(d, "embeddings.arrow")));
     expect(t.numRows).toBe(4);
-    expect(String(t.schema.fields[1].type)).toContain("Float16");
+    expect(String(t.schema.fields[2].type)).toContain("Float16");
   }, 60_000);
 });
 
@@ -149,6 +150,7 @@ describe("predict: bad input and options", () => {
     ["bad chunk size", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--chunk-size", "0"], /--chunk-size 0: expected a whole number from 1/],
     ["bad shard", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--shard", "3/2"], /--shard 3\/2/],
     ["unknown device", () => ["predict", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--device", "tpu"], /--device tpu/],
+    ["unknown embeddings format", () => ["embed", join(FIX, "test_with_orfs.fa"), "-o", tempDir("x"), "--embeddings-format", "csv"], /--embeddings-format csv: expected arrow or parquet/],
   ];
   for (const [name, args, re] of cases)
     test(name, () => {
@@ -158,7 +160,7 @@ describe("predict: bad input and options", () => {
       expect(lines.length).toBe(1);
       expect(lines[0]).toMatch(re);
       expect(r.stderr).not.toContain("    at ");
-    });
+    }, 60_000);
 
   test("a second run into the same directory asks for --resume or --force", () => {
     const d = tempDir("again");

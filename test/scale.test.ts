@@ -27,7 +27,7 @@ beforeAll(() => {
   expect(r.code).toBe(0);
   baseline = outputsOf(d);
   expect(Object.keys(baseline).sort()).toEqual(
-    ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "sequences.parquet", "windows.parquet"].sort(),
+    ["prediction_results.txt", "prediction_results_highestscore.csv", "predictions.parquet", "sequences.parquet", "sequences.tsv", "windows.parquet"].sort(),
   );
 }, 120_000);
 
@@ -76,7 +76,7 @@ describe("resume", () => {
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/part 0 is incomplete or corrupt: redoing it/);
     expect(outputsOf(d)).toEqual(baseline);
-  }, 60_000);
+  }, 120_000);
 
   test("--resume refuses a changed input or a changed model", () => {
     const d = tempDir("refuse");
@@ -94,7 +94,7 @@ describe("resume", () => {
     r = runCli(["predict", reads, "-o", d, "--chunk-size", "300", "--window-reads", "40", "--no-progress", ...args, "--resume"]);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/--resume refused: the classifier model changed/);
-  }, 60_000);
+  }, 120_000);
 });
 
 describe("workers and shards", () => {

@@ -15,7 +15,7 @@ function encoded(n: number, fill: (i: number) => number = (i) => Math.sin(i)): E
   const frameIds = Array.from({ length: n }, (_, i) => `r${i >> 1}_chunk_1${i & 1 ? "R1" : "F1"}`);
   return {
     prepared: {
-      records: { index: 0, firstRecord: 0, ids: ["r0", "r1"].slice(0, Math.ceil(n / 2)), lengths: [300, 300], inputHash: "0" },
+      records: { index: 0, firstRecord: 0, recordIndex: [0, 1].slice(0, Math.ceil(n / 2)), ids: ["r0", "r1"].slice(0, Math.ceil(n / 2)), lengths: [300, 300], inputHash: "0" },
       windowIds: ["r0_chunk_1", "r1_chunk_1"].slice(0, Math.ceil(n / 2)),
       windowRecord: new Int32Array([0, 1]).subarray(0, Math.ceil(n / 2)),
       windowK: new Int32Array([1, 1]),

@@ -14,7 +14,7 @@ function part(n: number, seed = 5): PreparedPart {
   const next = rng(seed);
   const frameIds = Array.from({ length: n }, (_, i) => `r${i}_chunk_1F1`);
   return {
-    records: { index: 0, firstRecord: 0, ids: [], lengths: [], inputHash: "0" },
+    records: { index: 0, firstRecord: 0, recordIndex: [], ids: [], lengths: [], inputHash: "0" },
     windowIds: [],
     windowRecord: new Int32Array(0),
     windowK: new Int32Array(0),

@@ -68,6 +68,7 @@ export function preparePart(input: PartInput, chunkSize: number, tok: Tokenizers
     records: {
       index: input.index,
       firstRecord: records.length ? records[0].index : 0,
+      recordIndex: records.map((r) => r.index),
       ids: records.map((r) => r.id),
       lengths: records.map((r) => r.seq.length),
       inputHash: hashRecords(records),

@@ -82,11 +82,17 @@ export function ipcFileBytes(source: Table | RecordBatch | readonly RecordBatch[
   return writer.toUint8Array(true);
 }
 
+export interface IpcFileOptions {
+  /** schema-level key-value metadata of the file (see filemeta.ts); replaces the schema's own */
+  metadata?: ReadonlyMap<string, string>;
+}
+
 /**
  * Stream batches into an Arrow IPC file at `path`, atomically. `schema` is required when the
  * source may be empty (the file then holds the schema and no rows).
  */
-export async function writeIpcFile(path: string, source: BatchSource, schema?: Schema): Promise<FileDigest> {
+export async function writeIpcFile(path: string, source: BatchSource, schema?: Schema, options: IpcFileOptions = {}): Promise<FileDigest> {
+  const withMeta = (s: Schema) => (options.metadata ? new Schema(s.fields, new Map(options.metadata), s.dictionaries) : s);
   const file = new AtomicFile(path);
   const hasher = new Bun.CryptoHasher("sha256");
   const writer = new RecordBatchFileWriter();
@@ -101,10 +107,10 @@ export async function writeIpcFile(path: string, source: BatchSource, schema?: S
     }
   })();
   try {
-    let s = schema ?? null;
+    let s = schema ? withMeta(schema) : null;
     let wrote = false;
     for await (const batch of batchesOf(source)) {
-      if (s === null) s = batch.schema;
+      if (s === null) s = withMeta(batch.schema);
       writer.write(conform(batch, s));
       wrote = true;
       rows += batch.numRows;

@@ -23,6 +23,13 @@ export interface ParquetOptions {
   /** rows per row group (default 131072) */
   rowGroupSize?: number;
   compression?: ParquetCompression;
+  /** dictionary encoding (default on; off saves time on columns of distinct values such as embeddings) */
+  dictionary?: boolean;
+  /**
+   * File key-value metadata (see filemeta.ts). At most one key: parquet-wasm orders several keys
+   * differently from one write to the next, which would make the bytes differ between runs.
+   */
+  metadata?: ReadonlyMap<string, string>;
 }
 
 export const DEFAULT_ROW_GROUP = 131072;
@@ -30,10 +37,13 @@ export const DEFAULT_ROW_GROUP = 131072;
 function writerProperties(o: ParquetOptions): pq.WriterProperties {
   const codec =
     o.compression === "snappy" ? pq.Compression.SNAPPY : o.compression === "none" ? pq.Compression.UNCOMPRESSED : pq.Compression.ZSTD;
-  return new pq.WriterPropertiesBuilder()
-    .setCompression(codec)
-    .setMaxRowGroupSize(o.rowGroupSize ?? DEFAULT_ROW_GROUP)
-    .build();
+  let builder = new pq.WriterPropertiesBuilder().setCompression(codec).setMaxRowGroupSize(o.rowGroupSize ?? DEFAULT_ROW_GROUP);
+  if (o.dictionary === false) builder = builder.setDictionaryEnabled(false);
+  if (o.metadata && o.metadata.size > 0) {
+    if (o.metadata.size > 1) throw new Error(`Parquet metadata: one key only (got ${[...o.metadata.keys()].join(", ")}): several keys are not written in a stable order`);
+    builder = builder.setKeyValueMetadata(new Map(o.metadata));
+  }
+  return builder.build();
 }
 
 /** An apache-arrow batch as parquet-wasm batches (copied into WebAssembly memory). */

@@ -7,7 +7,7 @@ import type { ClassifiedPart, EncodedPart } from "../run/chain.ts";
 
 function classified(withCalls: boolean): ClassifiedPart {
   const prepared = {
-    records: { index: 4, firstRecord: 80, ids: ["a", "b"], lengths: [600, 100], inputHash: "00ff" },
+    records: { index: 4, firstRecord: 80, recordIndex: [80, 81], ids: ["a", "b"], lengths: [600, 100], inputHash: "00ff" },
     windowIds: ["a_chunk_1", "a_chunk_2", "b_chunk_1"],
     windowRecord: new Int32Array([0, 0, 1]),
     windowK: new Int32Array([1, 2, 1]),

@@ -1,13 +1,16 @@
 /**
  * Chain step ClassifiedPart -> PartTables: a part's rows as the Arrow tables of the final outputs
- * (predictions, windows, sequences, and optionally embeddings), serialised as Arrow IPC files, so
- * that assembling the outputs is a concatenation of parts in input order.
+ * (predictions, windows, sequences, and optionally embeddings; `embed` writes the frames table
+ * instead of the classifier's tables), serialised as Arrow IPC files, so that assembling the
+ * outputs is a concatenation of parts in input order. Every table has record_index.
  */
 import type { ClassifiedPart, PartFile, PartTables } from "../run/chain.ts";
 import { predictionsBatch, windowsBatch, sequencesBatch, embeddingsBatch, toFloat16Bits, type EmbeddingDtype } from "./schema.ts";
 import { ipcFileBytes } from "./arrowfile.ts";
+import { recordIndexOfRows, withRecordIndex } from "./keys.ts";
+import { framesBatch } from "./frames.ts";
 
-export const PART_TABLES = ["predictions", "windows", "sequences", "embeddings"] as const;
+export const PART_TABLES = ["predictions", "windows", "sequences", "embeddings", "frames"] as const;
 export type PartTable = (typeof PART_TABLES)[number];
 
 export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: EmbeddingDtype; keepEmbeddings: boolean }): PartTables {
@@ -15,19 +18,21 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
   const p = e.prepared;
   const n = p.frameIds.length;
   const files: PartFile[] = [];
+  const frameWindowRecord = new Int32Array(n);
+  const frameK = new Int32Array(n);
+  const frameStart = new Float64Array(n);
+  const frameEnd = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const w = p.frameWindow[i];
+    frameWindowRecord[i] = p.windowRecord[w];
+    frameK[i] = p.windowK[w];
+    frameStart[i] = p.windowStart[w];
+    frameEnd[i] = p.windowEnd[w];
+  }
+  const recordIndex = p.records.recordIndex;
+  const frameRecordIndex = recordIndexOfRows(recordIndex, frameWindowRecord);
   if (c.calls) {
     const { frames, windows, sequences } = c.calls;
-    const frameWindowRecord = new Int32Array(n);
-    const frameK = new Int32Array(n);
-    const frameStart = new Float64Array(n);
-    const frameEnd = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const w = p.frameWindow[i];
-      frameWindowRecord[i] = p.windowRecord[w];
-      frameK[i] = p.windowK[w];
-      frameStart[i] = p.windowStart[w];
-      frameEnd[i] = p.windowEnd[w];
-    }
     const predictions = predictionsBatch({
       frameId: p.frameIds,
       windowId: { values: p.windowIds, index: p.frameWindow },
@@ -41,7 +46,7 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
       scoreVirus: frames.scoreVirus,
       isVirus: frames.isVirus,
     });
-    files.push({ suffix: "predictions.arrow", data: ipcFileBytes(predictions) });
+    files.push({ suffix: "predictions.arrow", data: ipcFileBytes(withRecordIndex(predictions, frameRecordIndex)) });
     const win = windowsBatch({
       windowId: p.windowIds,
       sequenceId: { values: p.records.ids, index: p.windowRecord },
@@ -53,7 +58,7 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
       maxScoreVirus: windows.maxVirus,
       isVirus: windows.isVirus,
     });
-    files.push({ suffix: "windows.arrow", data: ipcFileBytes(win) });
+    files.push({ suffix: "windows.arrow", data: ipcFileBytes(withRecordIndex(win, recordIndexOfRows(recordIndex, p.windowRecord))) });
     const seq = sequencesBatch({
       sequenceId: p.records.ids,
       length: Float64Array.from(p.records.lengths),
@@ -62,7 +67,22 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
       maxScoreVirus: sequences.maxVirus,
       call: sequences.call,
     });
-    files.push({ suffix: "sequences.arrow", data: ipcFileBytes(seq) });
+    files.push({ suffix: "sequences.arrow", data: ipcFileBytes(withRecordIndex(seq, recordIndex)) });
+  } else {
+    // embed: the frames table, so that embeddings join to positions without the classifier
+    const frames = framesBatch({
+      frameId: p.frameIds,
+      windowId: { values: p.windowIds, index: p.frameWindow },
+      sequenceId: { values: p.records.ids, index: frameWindowRecord },
+      recordIndex: frameRecordIndex,
+      windowIndex: frameK,
+      windowStart: frameStart,
+      windowEnd: frameEnd,
+      frame: p.frameNames,
+      proteinLength: p.proteinLength,
+      sequenceLength: Float64Array.from(frameWindowRecord, (rec) => p.records.lengths[rec]),
+    });
+    files.push({ suffix: "frames.arrow", data: ipcFileBytes(frames) });
   }
   if (opts.keepEmbeddings) {
     const f16 = opts.embeddingsDtype === "float16";
@@ -73,7 +93,7 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
       dnabertDim: e.dnabertDim,
       esmDim: e.esmDim,
     });
-    files.push({ suffix: "embeddings.arrow", data: ipcFileBytes(emb) });
+    files.push({ suffix: "embeddings.arrow", data: ipcFileBytes(withRecordIndex(emb, frameRecordIndex)) });
   }
   return {
     head: {

@@ -1,6 +1,8 @@
 /**
  * Final outputs from finished parts, in input order: the VirNucPro text files,
- * predictions/windows/sequences.parquet, embeddings.arrow and run.json. Every part must be
+ * predictions/windows/sequences.parquet and sequences.tsv (predict), frames.parquet (embed),
+ * embeddings.arrow or .parquet, and run.json. Parquet and Arrow files carry the run's key-value
+ * metadata (output/filemeta.ts). Every part must be
  * present exactly once; the outputs are a pure function of the parts (so a resumed run writes
  * the same bytes as an uninterrupted one).
  */
@@ -9,10 +11,14 @@ import { join } from "node:path";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { CompatWriter } from "../output/compat.ts";
 import { writeParquet } from "../output/parquet.ts";
-import { writeIpcFile, readIpc } from "../output/arrowfile.ts";
+import { readIpc } from "../output/arrowfile.ts";
 import { writeRunJson } from "../output/runjson.ts";
 import { onFile, writeFileAtomic } from "../output/atomic.ts";
-import { predictionsSchema, windowsSchema, sequencesSchema } from "../output/schema.ts";
+import { predictionsKeyedSchema, windowsKeyedSchema, sequencesKeyedSchema, RECORD_INDEX } from "../output/keys.ts";
+import { framesSchema } from "../output/frames.ts";
+import { fileMetadata } from "../output/filemeta.ts";
+import { TsvWriter } from "../output/tsv.ts";
+import { type EmbeddingsFormat, emptyEmbeddingsSchema, writeEmbeddings } from "../output/embeddings.ts";
 import { UserError } from "../util/errors.ts";
 import { STATE_DIR, type PartStore, type PartEntry } from "./store.ts";
 import type { StopControl } from "./stop.ts";
@@ -28,6 +34,8 @@ export interface CompletionInfo {
 export interface AssembleOptions {
   classify: boolean;
   keepEmbeddings: boolean;
+  /** embeddings.arrow (default) or embeddings.parquet */
+  embeddingsFormat?: EmbeddingsFormat;
   shard?: { index: number; count: number };
   totalParts: number;
   runInfo: () => Record<string, unknown>;
@@ -91,6 +99,8 @@ export async function assembleOutputs(
     const bytes = l.store.readPartFile(l.entry, `${table}.arrow`);
     if (!bytes) throw new UserError(`part ${l.entry.part} has no ${table} table in ${l.store.dir}`);
     const t = readIpc(bytes);
+    if (!t.schema.fields.some((f) => f.name === RECORD_INDEX))
+      throw new UserError(`part ${l.entry.part} in ${l.store.dir} was written by an earlier virnuc (no ${RECORD_INDEX}): start over with --force`);
     const n = t.numRows;
     const want = table === "windows" ? l.entry.windows : table === "sequences" ? l.entry.records : l.entry.frames;
     if (n !== want) throw new UserError(`part ${l.entry.part}: ${table} has ${n} rows, its manifest says ${want}`);
@@ -106,6 +116,8 @@ export async function assembleOutputs(
     }
   }
 
+  const state = sources[0].store.readState();
+  const metadata = state ? fileMetadata({ chunkSize: state.chunkSize, precision: state.precision, models: state.models }) : undefined;
   const files: Record<string, { bytes: number; sha256: string; rows: number }> = {};
   const note = (name: string, d: { bytes: number; sha256: string; rows: number }) => (files[name] = { bytes: d.bytes, sha256: d.sha256, rows: d.rows });
   if (opts.classify) {
@@ -120,7 +132,7 @@ export async function assembleOutputs(
           b.getChild("score_virus")!.toArray() as Float32Array,
           Array.from(pred, (x) => x === "virus"),
         );
-      }), predictionsSchema as Schema);
+      }), predictionsKeyedSchema as Schema, { metadata });
       note("predictions.parquet", d);
       await compat.close();
     } catch (err) {
@@ -128,12 +140,24 @@ export async function assembleOutputs(
       throw err;
     }
     check();
-    note("windows.parquet", await writeParquet(join(dir, "windows.parquet"), batches("windows"), windowsSchema as Schema));
+    note("windows.parquet", await writeParquet(join(dir, "windows.parquet"), batches("windows"), windowsKeyedSchema, { metadata }));
     check();
-    note("sequences.parquet", await writeParquet(join(dir, "sequences.parquet"), batches("sequences"), sequencesSchema as Schema));
+    // sequences.tsv: the same rows as text, written as the Parquet file's batches go by
+    const tsv = new TsvWriter(join(dir, "sequences.tsv"), sequencesKeyedSchema);
+    try {
+      note("sequences.parquet", await writeParquet(join(dir, "sequences.parquet"), batches("sequences", (b) => tsv.add(b)), sequencesKeyedSchema, { metadata }));
+      note("sequences.tsv", tsv.close());
+    } catch (err) {
+      tsv.abort();
+      throw err;
+    }
+  } else {
+    note("frames.parquet", await writeParquet(join(dir, "frames.parquet"), batches("frames"), framesSchema, { metadata }));
   }
   if (opts.keepEmbeddings) {
-    note("embeddings.arrow", await writeIpcFile(join(dir, "embeddings.arrow"), batches("embeddings")));
+    const dtype = state?.embeddingsDtype === "float16" ? "float16" : "float32";
+    const e = await writeEmbeddings(dir, opts.embeddingsFormat ?? "arrow", batches("embeddings"), { metadata, empty: emptyEmbeddingsSchema(dtype) });
+    note(e.name, e.digest);
   }
   check();
   writeFileAtomic(join(stateDir, "complete.json"), JSON.stringify(completion, null, 2) + "\n");

@@ -29,6 +29,8 @@ export interface PartRecords {
   index: number;
   /** index of the part's first record in the whole input */
   firstRecord: number;
+  /** record_index (0-based over all inputs) of each record */
+  recordIndex: number[];
   ids: string[];
   lengths: number[];
   /** 64-bit content hash of ids and sequences: detects a changed input on --resume */

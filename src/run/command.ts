@@ -16,7 +16,7 @@ import { Progress } from "./progress.ts";
 import { planRun, type PredictOptions, type RunPlan } from "./plan.ts";
 import { DirLock } from "./lock.ts";
 import { RunStopped, StopControl, trapSignals } from "./stop.ts";
-import pkg from "../../package.json" with { type: "json" };
+import { collectProvenance, libvirnucInUse } from "../output/provenance.ts";
 
 export type { PredictOptions } from "./plan.ts";
 export { parseShard } from "./plan.ts";
@@ -52,6 +52,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
   const resolved = await resolveModels({ ...plan.models, chunkSize: plan.chunkSize, needClassifier: plan.classify });
   const progress = new Progress({ enabled: plan.progress, logJson: plan.logJson });
   const warn = (m: string) => progress.warn(m);
+  if (plan.keepEmbeddings && plan.embeddingsWarning) warn(plan.embeddingsWarning);
 
   // Load in this process (also when workers are used: it fingerprints the files and checks
   // that the models load, before any subprocess starts).
@@ -83,6 +84,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
       precision: plan.precision,
       saveEmbeddings: plan.keepEmbeddings,
       embeddingsDtype: plan.embeddingsDtype,
+      embeddingsFormat: plan.embeddingsFormat,
       models: {
         esm: resolved.files.esm.map((f) => ({ path: f.path, sha256: f.sha256 })),
         dnabert: resolved.files.dnabert.map((f) => ({ path: f.path, sha256: f.sha256 })),
@@ -156,7 +158,6 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
       precision: state.precision,
       chunkSize: plan.chunkSize,
       windowReads: plan.windowReads,
-      inputs: state.inputs,
       models: resolved,
       totalRecords: summary.totalRecords,
       totalParts: summary.totalParts,
@@ -168,13 +169,16 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
       summary: summarize(telemetry, computeSeconds),
       telemetry,
       shard: plan.shard,
-      version: pkg.version,
+      embeddingsFormat: plan.keepEmbeddings ? plan.embeddingsFormat : undefined,
       warnings: progress.warnings,
+      // version, commit, argv, inputs (with the sha256 the reader computed while streaming), libvirnuc, machine
+      ...collectProvenance({ inputs: state.inputs, inputSha256: inputHashes(summary), libvirnuc: libvirnucInUse() }),
     };
     try {
       await assembleOutputs(dir, [{ store, parts: expected }], {
         classify: plan.classify,
         keepEmbeddings: plan.keepEmbeddings,
+        embeddingsFormat: plan.embeddingsFormat,
         shard: plan.shard,
         totalParts: summary.totalParts,
         runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),
@@ -189,6 +193,13 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
   } finally {
     models?.close();
   }
+}
+
+/** sha256 of each input read to its end, by the path the run state records (describeInputs). */
+function inputHashes(summary: SourceSummary): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const i of summary.read?.inputs ?? []) if (i.sha256) m.set(i.path === "-" ? "-" : resolve(i.path), i.sha256);
+  return m;
 }
 
 /** Per-stage totals for run.json: tokens, throughput, packing efficiency, host/device waits. */

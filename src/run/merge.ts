@@ -11,6 +11,7 @@ import { PartStore, STATE_DIR, FINAL_OUTPUTS, type RunState } from "./store.ts";
 import { assembleOutputs, type CompletionInfo } from "./assemble.ts";
 import { DirLock } from "./lock.ts";
 import { StopControl, trapSignals } from "./stop.ts";
+import { collectProvenance } from "../output/provenance.ts";
 
 export async function mergeCommand(dirs: string[], opts: { output?: string }): Promise<void> {
   if (!opts.output) throw new UserError("merge: -o DIR is required");
@@ -84,16 +85,18 @@ export async function mergeCommand(dirs: string[], opts: { output?: string }): P
     await assembleOutputs(out, sources, {
       classify: ref.state.command === "predict",
       keepEmbeddings: ref.state.saveEmbeddings,
+      embeddingsFormat: ref.state.embeddingsFormat,
       totalParts: total,
       stop: control,
       runInfo: () => ({
         command: "merge",
         shards: stores.map((s) => ({ dir: s.store.dir, shard: s.state.shard, run: s.done })),
-        inputs: ref.state.inputs,
         models: ref.state.models,
         chunkSize: ref.state.chunkSize,
         precision: ref.state.precision,
         wallSeconds: (performance.now() - t0) / 1000,
+        // of the merge itself (each shard's run.json has its own, with its libvirnuc and machine)
+        ...collectProvenance({ inputs: ref.state.inputs }),
       }),
     });
   } catch (err) {

@@ -10,6 +10,7 @@ import { UserError, UsageError } from "../util/errors.ts";
 import { chooseDevice, type DeviceChoice } from "./models.ts";
 import { cudaDeviceCount } from "../engine/engine.ts";
 import type { EmbeddingDtype } from "../output/schema.ts";
+import { embeddingsPlan, type EmbeddingsFormat } from "../output/embeddings.ts";
 
 export interface PredictOptions {
   output?: string;
@@ -29,6 +30,7 @@ export interface PredictOptions {
   force?: boolean;
   saveEmbeddings?: boolean;
   embeddingsDtype?: string;
+  embeddingsFormat?: string;
   progress?: boolean;
   logJson?: string;
   /** predict: write report.html at the end (--no-report: false) */
@@ -68,6 +70,10 @@ export interface RunPlan extends PartPlan {
   logJson?: string;
   /** predict writes DIR/report.html at the end */
   report: boolean;
+  /** embeddings.arrow or embeddings.parquet */
+  embeddingsFormat: EmbeddingsFormat;
+  /** said once when embeddings are kept (float16 asked for Parquet is widened) */
+  embeddingsWarning?: string;
   device: DeviceChoice;
   /** CPU threads per engine (per worker when there are workers); undefined: all cores */
   threads?: number;
@@ -133,9 +139,13 @@ export function planRun(
   const windowReads = intOption(opts.windowReads ?? 20000, "--window-reads", LIMITS.windowReads);
   const precision = String(opts.precision ?? "fp16");
   if (precision !== "fp16" && precision !== "fp32" && precision !== "fp8") throw usage(`--precision ${precision}: expected fp16, fp32 or fp8`);
-  const embeddingsDtype = String(opts.embeddingsDtype ?? "float32");
-  if (embeddingsDtype !== "float32" && embeddingsDtype !== "float16")
-    throw usage(`--embeddings-dtype ${embeddingsDtype}: expected float32 or float16`);
+  let embeddings;
+  try {
+    embeddings = embeddingsPlan(opts.embeddingsFormat ?? "arrow", opts.embeddingsDtype ?? "float32");
+  } catch (err) {
+    throw err instanceof UserError ? usage(err.message) : err;
+  }
+  const embeddingsDtype = embeddings.dtype;
   const tokenBudget = opts.tokenBudget !== undefined ? intOption(opts.tokenBudget, "--token-budget", LIMITS.tokenBudget) : undefined;
   const shard = parseShard(opts.shard);
   let threads = opts.threads !== undefined ? intOption(opts.threads, "--threads", LIMITS.threads) : undefined;
@@ -179,6 +189,8 @@ export function planRun(
     windowReads,
     precision: device.backend === "cpu" ? "fp32" : precision,
     embeddingsDtype,
+    embeddingsFormat: embeddings.format,
+    embeddingsWarning: embeddings.warning,
     tokenBudget,
     shard,
     classify,

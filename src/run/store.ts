@@ -28,6 +28,8 @@ export interface RunState {
   precision: string;
   saveEmbeddings: boolean;
   embeddingsDtype: string;
+  /** embeddings.arrow or embeddings.parquet (absent: arrow) */
+  embeddingsFormat?: "arrow" | "parquet";
   /** sha256 of every model file, by role */
   models: Record<string, { path: string; sha256: string }[]>;
   shard?: { index: number; count: number };
