@@ -54,11 +54,15 @@ describe("partTables", () => {
     expect(seq.map((r) => r.n_viral_windows)).toEqual([2, 0]);
   });
 
-  test("embedding only: the embeddings table alone, in the chosen dtype", () => {
+  test("embedding only (embed): the frames table and the embeddings, in the chosen dtype, keyed by record_index", () => {
     const t = partTables(classified(false), { embeddingsDtype: "float16", keepEmbeddings: true });
-    expect(t.files.map((f) => f.suffix)).toEqual(["embeddings.arrow"]);
-    const table = tableFromIPC(t.files[0].data);
+    expect(t.files.map((f) => f.suffix)).toEqual(["frames.arrow", "embeddings.arrow"]);
+    const frames = tableFromIPC(t.files[0].data);
+    expect(frames.numRows).toBe(3);
+    expect(Array.from(frames.getChild("record_index")!.toArray() as BigInt64Array, Number)).toEqual([80, 80, 80]);
+    const table = tableFromIPC(t.files[1].data);
     expect(table.numRows).toBe(3);
-    expect(String(table.schema.fields[1].type)).toContain("Float16");
+    expect(table.schema.fields.map((f) => f.name)).toEqual(["frame_id", "record_index", "dnabert", "esm"]);
+    expect(String(table.schema.fields[2].type)).toContain("Float16");
   });
 });
