@@ -63,6 +63,11 @@ export class Progress {
     console.error(`virnuc: warning: ${msg}`);
   }
 
+  /** Clears the bar, so that the stop message starts on a clean line. */
+  interrupted() {
+    this.clear();
+  }
+
   line(msg: string) {
     if (!this.opts.enabled) return;
     this.clear();
