@@ -233,16 +233,18 @@ describe("failing workers", () => {
     // Ended within seconds of the failure: the last finished part is at most a few seconds older than the exit.
     const partsDir = join(d, ".virnuc", "parts");
     const newest = Math.max(...readdirSync(partsDir).map((f) => statSync(join(partsDir, f)).mtimeMs));
-    expect((Date.now() - newest) / 1000).toBeLessThan(15);
+    expect((Date.now() - newest) / 1000).toBeLessThan(20);
     expect(await noneLeft(run.tag, 2000)).toEqual([]);
     expect(finalOutputs(d)).toEqual([]);
     expect(existsSync(join(partsDir, "part-000004.json"))).toBe(false);
-    expect(readdirSync(partsDir).filter((f) => f.includes(".tmp-"))).toEqual([]);
-    // Space freed: resume keeps the finished parts and matches an uninterrupted run.
+    // Space freed: resume keeps the finished parts (every manifest entry validates) and matches
+    // an uninterrupted run; temporary files of writes cut short (a worker killed after the
+    // grace period) are cleared.
     const again = runCli(["predict", reads, "-o", d, ...common(), "--resume"]);
     expect(again.code).toBe(0);
     expect(again.stderr).not.toMatch(/redoing/);
     expect(outputsOf(d)).toEqual(baseline);
+    expect(readdirSync(partsDir).filter((f) => f.includes(".tmp-"))).toEqual([]);
   }, 120_000);
 });
 

@@ -75,6 +75,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
     // a signal ends the process at once: nothing has been written yet. From here on it stops the
     // run and keeps the finished parts.
     trap();
+    control.onStop(() => progress.interrupted());
     const state: RunState = {
       version: 1,
       command,

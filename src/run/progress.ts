@@ -94,6 +94,11 @@ export class Progress {
     say(`virnuc: warning: ${msg}`);
   }
 
+  /** Clears the bar, so that the stop message starts on a clean line. */
+  interrupted() {
+    this.clear();
+  }
+
   line(msg: string) {
     if (!this.opts.enabled) return;
     this.clear();
