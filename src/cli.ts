@@ -73,6 +73,7 @@ cli
   .command("merge <...dirs>", "Merge shard output directories (from --shard i/N) into one")
   .usage("merge <...dirs> -o DIR")
   .option("-o, --output <dir>", "Output directory (required)")
+  .option("--no-report", "Do not write DIR/report.html (predict runs)")
   .action(async (dirs: string[], opts) => {
     needOutput("merge", opts);
     await (await import("./run/merge.ts")).mergeCommand(dirs, opts);

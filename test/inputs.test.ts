@@ -44,7 +44,7 @@ writeFileSync(files.fastaZst, Bun.zstdCompressSync(Buffer.from(text)));
 
 /** The CLI with bytes on its standard input. */
 function runWithStdin(args: string[], stdin: Uint8Array) {
-  const p = Bun.spawnSync([process.execPath, CLI, ...args], { cwd: ROOT, stdin, stdout: "pipe", stderr: "pipe" });
+  const p = Bun.spawnSync([process.execPath, CLI, ...args], { cwd: ROOT, env: process.env, stdin, stdout: "pipe", stderr: "pipe" });
   return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
 }
 
@@ -79,7 +79,7 @@ describe("virnuc frames: every input form gives VirNucPro's files for the FASTA 
     [
       "process substitution",
       (d) => {
-        const p = Bun.spawnSync(["bash", "-c", `'${process.execPath}' '${CLI}' frames <(cat '${files.fastqGz}') -o '${d}' --chunk-size 300`], { cwd: ROOT, stderr: "pipe" });
+        const p = Bun.spawnSync(["bash", "-c", `'${process.execPath}' '${CLI}' frames <(cat '${files.fastqGz}') -o '${d}' --chunk-size 300`], { cwd: ROOT, env: process.env, stderr: "pipe" });
         return { code: p.exitCode, stderr: p.stderr.toString() };
       },
     ],

@@ -159,7 +159,10 @@ function runTable(d: RunData): string {
   const enc = (k: "esm" | "dnabert") => obj(s[k]);
   const rows: string[] = [];
   rows.push(row("command", `<code>${esc(run.command ?? "—")}</code>` + (Array.isArray(run.argv) ? ` <span class="mono">${esc((run.argv as unknown[]).join(" "))}</span>` : "")));
-  rows.push(row("virnuc version", run.version ? esc(run.version) : "not recorded in run.json"));
+  // run.json's provenance: virnuc.{version, commit}
+  const v = obj(run.virnuc);
+  const version = typeof v.version === "string" ? v.version + (typeof v.commit === "string" ? ` (${v.commit.slice(0, 12)})` : "") : undefined;
+  rows.push(row("virnuc version", version ? esc(version) : "not recorded in run.json"));
   rows.push(row("directory", `<span class="mono">${esc(d.dir)}</span>`));
   const counts = obj(run.counts);
   if (counts.finishedAt) rows.push(row("finished", esc(counts.finishedAt)));

@@ -159,7 +159,7 @@ describe("predict", () => {
     expect(html).toContain('id="chart-time"');
     const run = JSON.parse(readFileSync(join(a, "run.json"), "utf8"));
     expect(run.warnings).toEqual([]);
-    expect(typeof run.version).toBe("string");
+    expect(typeof run.virnuc.version).toBe("string");
     const b = join(root, "pb");
     expect(runCli(["predict", fa, "-o", b, "--chunk-size", "300", "--no-progress", "--no-report", ...modelArgs()]).code).toBe(0);
     expect(existsSync(join(b, "run.json"))).toBe(true);

@@ -160,7 +160,7 @@ export async function writeSampleDir(dir: string, spec: SampleSpec): Promise<Sam
   }));
   writeRunJson(dir, {
     command: "predict",
-    version: "0.0.0-test",
+    virnuc: { version: "0.0.0-test" },
     device: "cpu (test)",
     precision: "fp32",
     chunkSize: spec.chunk ?? 300,

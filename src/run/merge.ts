@@ -13,7 +13,7 @@ import { DirLock } from "./lock.ts";
 import { StopControl, trapSignals } from "./stop.ts";
 import { collectProvenance } from "../output/provenance.ts";
 
-export async function mergeCommand(dirs: string[], opts: { output?: string }): Promise<void> {
+export async function mergeCommand(dirs: string[], opts: { output?: string; report?: boolean }): Promise<void> {
   if (!opts.output) throw new UserError("merge: -o DIR is required");
   if (!dirs?.length) throw new UserError("merge: give the shard directories to merge");
   const t0 = performance.now();
@@ -99,6 +99,9 @@ export async function mergeCommand(dirs: string[], opts: { output?: string }): P
         ...collectProvenance({ inputs: ref.state.inputs }),
       }),
     });
+    // the page a direct `virnuc predict` leaves (a failure to draw it is a warning: the outputs stand)
+    if (ref.state.command === "predict" && opts.report !== false)
+      await (await import("../report/report.ts")).writeReport(out, { onError: (m) => console.error(`virnuc: warning: ${m}`) });
   } catch (err) {
     if (control.stopped) for (const f of [...FINAL_OUTPUTS, `${STATE_DIR}/complete.json`]) rmSync(join(out, f), { force: true });
     throw err;

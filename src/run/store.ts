@@ -55,6 +55,8 @@ export const FINAL_OUTPUTS = [
   "predictions.parquet",
   "windows.parquet",
   "sequences.parquet",
+  "sequences.tsv",
+  "frames.parquet",
   "embeddings.arrow",
   "embeddings.parquet",
   "run.json",
