@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,8 @@ vn_status fail(vn_status status, const std::string& message);
 // dtype; the FP32 copy exists only where a backend asks for it: the CPU backend gets every tensor
 // converted up front (host_f32), the CUDA backend copies the stored bytes to the device and
 // converts there, asking for FP32 on the host only for a few small vectors (f32()).
+struct WeightPrefetch;  // weights.cpp: background FP32 conversion ahead of the consumer
+
 struct WeightSet {
   struct Entry {
     std::vector<int64_t> shape;
@@ -28,19 +31,27 @@ struct WeightSet {
     // Row-major FP32. Mutable: the set is discarded right after Engine::load, so a backend may
     // move or clear an entry's data once it has converted it (halves peak host memory at load).
     mutable std::vector<float> data;
-    // The FP32 values, converted on first use when build_weight_set did not.
+    // The FP32 values: converted on first use, or by the prefetch threads (host_f32), in which
+    // case this waits for them. Throws std::bad_alloc when the memory is not there.
     const std::vector<float>& f32() const;
     size_t src_bytes() const { return static_cast<size_t>(count) * (dtype == VN_F32 ? 4 : 2); }
+    // Conversion state (weights.cpp): 0 not started, 1 converting, 2 done, 3 out of memory.
+    mutable int state = 0;
+    WeightPrefetch* prefetch = nullptr;
   };
   std::map<std::string, Entry> tensors;
+  // Declared after `tensors`: destroyed (its threads stopped and joined) before them.
+  std::shared_ptr<WeightPrefetch> prefetch;
 
   // Looks up a tensor and checks its shape; on mismatch or absence sets the error and returns nullptr.
   const Entry* get(const std::string& name, std::initializer_list<int64_t> shape) const;
 };
 
 // Checks that every tensor the arch needs is present with the right shape and a supported dtype
-// (names listed in virnuc.h) and builds the WeightSet over the caller's tensors; with host_f32
-// every needed tensor is also converted to FP32 (several threads, each touching its own pages).
+// (names listed in virnuc.h) and builds the WeightSet over the caller's tensors. With host_f32 the
+// tensors are converted to FP32 lazily and in parallel: threads on every core convert them in the
+// order the arch lists them, a bounded amount ahead of the backend taking them (Entry::f32), each
+// thread allocating and first-touching the tensors it fills.
 vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out,
                            bool host_f32 = true);
 

@@ -1173,7 +1173,6 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
     const char* pn = prec == VN_PREC_FP8 ? "fp8" : "fp16";
     std::printf("  load %s: %.2f s, host peak +%.0f MiB over the %.0f MiB before, device %.1f GiB\n", pn, dt,
                 (hwm - rss0) / 1024.0, rss0 / 1024.0, double(free0 - free1) / (1 << 30));
-    g_bench.push_back({std::string("esm2-3B load seconds ") + pn, 0, dt, (hwm - rss0) / 1024.0, 0, 0});
     if (!mm) {
       ++g_failures;
       continue;

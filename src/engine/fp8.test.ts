@@ -1,6 +1,8 @@
 // The FP8 (E4M3) quantization rules of --precision fp8, through libvirnuc's host reference.
 import { describe, expect, test } from "bun:test";
 import { dequantizeFp8, quantizeRowsFp8 } from "./fp8.ts";
+import { Engine } from "./engine.ts";
+import { tinyEsm } from "../../test/engine/tiny.ts";
 
 /** Encodes single values exactly: a row whose amax is 448 has scale 1. */
 function encode(values: number[]): number[] {
@@ -95,5 +97,17 @@ describe("per-row scales", () => {
     expect(() => quantizeRowsFp8(new Float32Array(5), 2, 3)).toThrow("do not form 2 x 3");
     expect(() => quantizeRowsFp8(new Float32Array(0), -1, 0)).toThrow("do not form -1 x 0");
     expect(quantizeRowsFp8(new Float32Array(0), 2, 0).scales).toEqual(Float32Array.of(1, 1));
+  });
+});
+
+describe("--precision fp8 where it does not apply", () => {
+  test("the CPU backend refuses it with one clear line", () => {
+    const e = Engine.create("cpu", { threads: 1 });
+    try {
+      const m = tinyEsm(3);
+      expect(() => e.loadEncoder(m.config, m.tensors, "fp8")).toThrow(/computes in fp32 only \(fp8 requested\)/);
+    } finally {
+      e.close();
+    }
   });
 });

@@ -2,13 +2,18 @@
 // the backends that want it, and the threaded copy used to stage weights from mapped files.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "backend.h"
 #include "common/errors.h"
@@ -170,8 +175,96 @@ void convert_to_f32(int32_t dtype, const void* src, float* dst, int64_t count) {
   }
 }
 
+// Asks for transparent huge pages on the whole 2 MiB pages inside [p, p + bytes) (large buffers
+// only; a no-op where the kernel does not support it).
+void advise_huge(void* p, size_t bytes) {
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (bytes < 2 * kHuge) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + bytes) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+// Threads that convert a WeightSet's tensors to FP32 in the order they will be taken, at most
+// `limit` bytes ahead of the consumer (the backend's load, through Entry::f32).
+struct WeightPrefetch {
+  std::vector<WeightSet::Entry*> order;
+  size_t next = 0;   // first entry no thread has claimed
+  size_t ahead = 0;  // FP32 bytes converted or converting that the consumer has not asked for yet
+  size_t limit = 0;
+  bool stop = false;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::thread> threads;
+
+  static size_t bytes(const WeightSet::Entry& e) { return static_cast<size_t>(e.count) * 4; }
+
+  // Under mu: claims e for the calling thread (state 0 -> 1), converts it unlocked, publishes it.
+  void convert(WeightSet::Entry& e, std::unique_lock<std::mutex>& lock) {
+    e.state = 1;
+    lock.unlock();
+    bool ok = true;
+    try {
+      // Allocated (with transparent huge pages requested: fewer first-touch faults) and first
+      // touched by this thread.
+      e.data.reserve(static_cast<size_t>(e.count));
+      advise_huge(e.data.data(), static_cast<size_t>(e.count) * 4);
+      e.data.resize(static_cast<size_t>(e.count));
+      convert_to_f32(e.dtype, e.src, e.data.data(), e.count);
+    } catch (const std::bad_alloc&) {
+      std::vector<float>().swap(e.data);
+      ok = false;
+    }
+    lock.lock();
+    e.state = ok ? 2 : 3;
+    cv.notify_all();
+  }
+
+  void work() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return stop || next >= order.size() || ahead < limit; });
+      if (stop || next >= order.size()) return;
+      WeightSet::Entry& e = *order[next++];
+      if (e.state != 0) continue;  // the consumer got there first
+      ahead += bytes(e);
+      convert(e, lock);
+    }
+  }
+
+  // The consumer asks for e: wait for its conversion (or do it here), and stop counting it as ahead.
+  void wait_for(WeightSet::Entry& e) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (e.state == 0) {
+      convert(e, lock);
+    } else {
+      cv.wait(lock, [&] { return e.state >= 2; });
+      ahead -= std::min(ahead, bytes(e));
+    }
+    cv.notify_all();
+    if (e.state == 3) throw std::bad_alloc();
+  }
+
+  ~WeightPrefetch() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    for (std::thread& t : threads) t.join();
+  }
+};
+
 const std::vector<float>& WeightSet::Entry::f32() const {
-  if (data.empty() && count > 0) {
+  if (count <= 0) return data;
+  if (prefetch) {
+    prefetch->wait_for(const_cast<Entry&>(*this));
+  } else if (data.empty()) {
     data.resize(static_cast<size_t>(count));
     convert_to_f32(dtype, src, data.data(), count);
   }
@@ -250,39 +343,26 @@ vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors,
   }
   if (!host_f32) return VN_OK;
 
-  // FP32 conversion, several tensors at a time, largest first: for a 3B model this is 11 GB of
-  // fresh pages, and first-touch page faults on one thread dominated the load time. Each thread
-  // allocates (touches) and fills its own tensors.
-  std::sort(entries.begin(), entries.end(),
-            [](const WeightSet::Entry* a, const WeightSet::Entry* b) { return a->count > b->count; });
-  std::vector<char> oom(entries.size(), 0);
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < entries.size();) {
-      try {
-        entries[j]->f32();
-      } catch (const std::bad_alloc&) {
-        oom[j] = 1;
-      }
-    }
-  };
+  // FP32 conversion for the CPU backend, lazily and on every core: a 3B model is 11 GB of fresh
+  // FP32 pages (first-touch page faults on one thread used to dominate its load); converting at
+  // most ~1/8 of it ahead of the backend's packing bounds the peak to the packed model plus that.
   int64_t total = 0;
   for (const WeightSet::Entry* e : entries) total += e->count;
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  // Small models convert on the calling thread; big ones on every core.
-  const unsigned n_threads = total < (int64_t{1} << 24) ? 1u : hw;
-  std::vector<std::thread> pool;
+  unsigned n_threads = std::max(1u, std::thread::hardware_concurrency());
+  // VIRNUC_CONVERT_THREADS=N caps the conversion threads; 0 converts each tensor on first use.
+  if (const char* v = std::getenv("VIRNUC_CONVERT_THREADS"); v && *v)
+    n_threads = static_cast<unsigned>(std::max(0, std::atoi(v)));
+  if (total < (int64_t{1} << 24) || n_threads == 0) return VN_OK;  // small: converted on first use
+  auto pf = std::make_shared<WeightPrefetch>();
+  pf->order = entries;  // the arch's order, which is the order the backends take them in
+  pf->limit = std::max<size_t>(size_t{256} << 20, static_cast<size_t>(total) * 4 / 8);
+  for (WeightSet::Entry* e : entries) e->prefetch = pf.get();
   try {
-    for (unsigned i = 1; i < n_threads; ++i) pool.emplace_back(work);
+    for (unsigned i = 0; i < n_threads; ++i) pf->threads.emplace_back([p = pf.get()] { p->work(); });
   } catch (const std::system_error&) {
-    // no more threads: the calling thread does the rest
+    // fewer threads: the consumer converts what they do not
   }
-  work();
-  for (std::thread& t : pool) t.join();
-  for (size_t j = 0; j < entries.size(); ++j)
-    if (oom[j])
-      for (const auto& [name, e] : out->tensors)
-        if (&e == entries[j]) return fail(VN_ERR_OOM, "out of host memory converting tensor " + name);
+  out->prefetch = std::move(pf);
   return VN_OK;
 }
 

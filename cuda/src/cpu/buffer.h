@@ -1,6 +1,8 @@
 // 64-byte aligned float storage for weights and activations.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdlib>
 #include <new>
@@ -9,6 +11,7 @@ namespace vn::cpu {
 
 class FloatBuffer {
  public:
+  static constexpr size_t kHugePage = size_t{2} << 20;
   FloatBuffer() = default;
   explicit FloatBuffer(size_t n) { resize(n); }
   ~FloatBuffer() { std::free(p_); }
@@ -37,8 +40,15 @@ class FloatBuffer {
     n_ = 0;
     if (n == 0) return;
     const size_t bytes = ((n * sizeof(float)) + 63) / 64 * 64;
-    p_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+    // Large buffers (packed weights, activations) on 2 MiB boundaries with transparent huge
+    // pages requested: first-touch page faults were most of a model's load time.
+    const bool huge = bytes >= kHugePage;
+    p_ = static_cast<float*>(huge ? std::aligned_alloc(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage)
+                                  : std::aligned_alloc(64, bytes));
     if (!p_) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    if (huge) madvise(p_, (bytes + kHugePage - 1) / kHugePage * kHugePage, MADV_HUGEPAGE);
+#endif
     n_ = n;
   }
   // Grows (never shrinks) scratch space.

@@ -19,6 +19,7 @@ std::vector<float> WeightTaker::take(const std::string& name, std::initializer_l
     status = VN_ERR_INVALID;
     return {};
   }
+  e->f32();  // converted by the prefetch threads (waits for them) or here
   return std::move(e->data);
 }
 
