@@ -91,7 +91,7 @@ cli
   .action(async (dirs: string[], opts) => (await import("./cohort/command.ts")).cohortCommand(dirs, opts));
 
 cli
-  .command("index <...inputs>", "Record index of plain or bgzip FASTA files, so that --shard runs read only their parts")
+  .command("index <...inputs>", "Record index of plain or bgzip FASTA/FASTQ files, so that --shard runs read only their parts")
   .option("-o, --output <dir>", "Where to keep an index that cannot be written beside its input (default: .)")
   .action(async (inputs: string[], opts) => (await import("./fasta/index.ts")).indexCommand(inputs, opts));
 

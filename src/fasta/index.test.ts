@@ -229,6 +229,31 @@ describe("a shard reads only its share", () => {
     expect(zseek.bytes).toBeLessThanOrEqual(zsize / 4 + 2 * (256 + 64) * 1024);
   }, 90_000);
 
+  test("plain FASTQ: a shard seeks to its parts too (records start with '@', qualities may too)", async () => {
+    const f = join(root, "reads.fq");
+    const next = lcg(9);
+    const lines: string[] = [];
+    for (let i = 0; i < 40_000; i++) {
+      const len = 60 + Math.floor(next() * 90);
+      const seq = Array.from({ length: len }, () => "ACGT"[Math.floor(next() * 4)]).join("");
+      // qualities starting with '@' are valid FASTQ and must not be taken for a record start
+      lines.push(`@q${i} run=1`, seq, "+", "@" + "I".repeat(len - 1));
+    }
+    writeFileSync(f, lines.join("\n") + "\n");
+    const size = Bun.file(f).size;
+    const indexDir = join(root, "fq-run", "index");
+    await shardParts([f], { index: 0, count: 4 }, indexDir, 5000); // builds the index (8 parts of ~1.2 MB)
+    const seek = await shardParts([f], { index: 2, count: 4 }, indexDir, 5000);
+    const through = await shardParts([f], { index: 2, count: 4 }, undefined, 5000);
+    expect(seek.warnings).toEqual([]);
+    expect(seek.parts).toEqual(through.parts);
+    expect(seek.parts.map((p) => p.index)).toEqual([2, 6]);
+    expect(counts(seek.summary)).toEqual(counts(through.summary));
+    expect(seek.bytes).toBeLessThan(through.bytes);
+    // parts 2 and 6, plus at most one 1 MiB read past each part's end
+    expect(seek.bytes).toBeLessThanOrEqual(size / 4 + 2 * 2 ** 20 + 4096);
+  }, 60_000);
+
   test("gzip input cannot be seeked: said once, read through, same parts", async () => {
     const f = join(root, "small.fa");
     irregularFasta(f, 120, 5);

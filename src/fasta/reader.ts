@@ -440,10 +440,10 @@ function headerId(b: Uint8Array, end: number): string {
   return latin1.decode(b.subarray(i, j));
 }
 
-/** A sharding start must be a '>' at the start of a line of a plain file. */
+/** A sharding start must be a record start ('>' or '@') at the start of a line of a plain file. */
 function checkStart(path: string, compression: Compression, offset: number): void {
   if (compression !== "none")
-    throw new UserError(`${path}: cannot start inside a ${compression} file at byte ${offset}; shard plain FASTA files, or whole compressed files`);
+    throw new UserError(`${path}: cannot start inside a ${compression} file at byte ${offset}; shard plain FASTA/FASTQ files, or whole compressed files`);
   const size = statSync(path).size;
   if (!(Number.isSafeInteger(offset) && offset > 0 && offset < size))
     throw new UserError(`${path}: start offset ${offset} is outside the file (${size} bytes)`);
@@ -451,8 +451,8 @@ function checkStart(path: string, compression: Compression, offset: number): voi
   try {
     const b = new Uint8Array(2);
     readSync(fd, b, 0, 2, offset - 1);
-    if (b[1] !== GT || b[0] !== NL)
-      throw new UserError(`${path}: byte ${offset} is not the start of a '>' header line; the input changed since it was indexed?`);
+    if ((b[1] !== GT && b[1] !== AT) || b[0] !== NL)
+      throw new UserError(`${path}: byte ${offset} is not the start of a '>' or '@' header line; the input changed since it was indexed?`);
   } finally {
     closeSync(fd);
   }
