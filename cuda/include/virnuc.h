@@ -134,9 +134,9 @@ VN_API void vn_engine_destroy(vn_engine* engine);
 VN_API vn_status vn_engine_describe(vn_engine* engine, char* buf, int32_t buf_len);
 /* Free and total device memory in bytes (CPU: physical memory). */
 VN_API vn_status vn_engine_memory(vn_engine* engine, int64_t* free_bytes, int64_t* total_bytes);
-/* Stops the engine's work for good (Ctrl-C): every later submit returns VN_ERR_CANCELLED; the CPU
- * backend checks before each batch. Work a backend has already queued is either completed as
- * usual or, where the backend implements it, completed with VN_ERR_CANCELLED without running.
+/* Stops the engine's work for good (Ctrl-C): every later submit returns VN_ERR_CANCELLED, and work
+ * already queued but not yet started (the CPU backend's next batch, the CUDA worker's next job)
+ * completes with VN_ERR_CANCELLED without running; a batch already on the device finishes.
  * Thread-safe; the engine can still be destroyed as usual. */
 VN_API vn_status vn_engine_cancel(vn_engine* engine);
 

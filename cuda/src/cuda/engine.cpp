@@ -4,6 +4,7 @@
 // poll complete a ticket through its event. Activations live in one device workspace that grows
 // to the largest batch seen and is reused; a batch that does not fit fails with VN_ERR_OOM and
 // leaves the engine usable.
+#include <atomic>
 #include <climits>
 #include <condition_variable>
 #include <cstdio>
@@ -153,6 +154,8 @@ class CudaEngine : public Engine {
     VN_TRY(check_batch(*m, tokens, cu, n_seqs, &job));
     return enqueue(job, ticket);
   }
+
+  void cancel() override { cancelled_.store(true); }
 
   vn_status submit_classify(Model* model, const float* features, int32_t n_rows, float* out,
                             int64_t* ticket) override {
@@ -405,7 +408,11 @@ class CudaEngine : public Engine {
       vn_status status = VN_OK;
       std::string message;
       try {
-        status = job.classify ? issue_classify(job) : issue_embed(job);
+        // Checked before each job is issued: work queued before vn_engine_cancel is not done.
+        if (cancelled_.load())
+          status = fail(VN_ERR_CANCELLED, "cancelled (vn_engine_cancel)");
+        else
+          status = job.classify ? issue_classify(job) : issue_embed(job);
       } catch (const std::bad_alloc&) {
         status = fail(VN_ERR_OOM, "out of host memory");
       } catch (const std::exception& ex) {
@@ -591,6 +598,7 @@ class CudaEngine : public Engine {
   bool issuing_ = false;
   bool stop_ = false;
   std::thread worker_;
+  std::atomic<bool> cancelled_{false};
 };
 
 void engine_drain(CudaEngine* engine) { engine->drain(); }
