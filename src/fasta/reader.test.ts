@@ -259,7 +259,7 @@ describe("readFasta: ids, sharding starts, early stops", () => {
       }
       throw new Error("expected a UserError");
     };
-    expect(await bad(4)).toContain("not the start of a '>' header line");
+    expect(await bad(4)).toContain("not the start of a '>' or '@' header line");
     expect(await bad(1000)).toContain("outside the file");
     expect(await bad(3, file(gzipSync(">a\nAC\n>b\nGG\n"), "s.gz"))).toContain("gzip");
     expect((await read([p], { start: { fileIndex: 0, offset: 8, index: 5 } })).recs.map((r) => [r.id, r.index])).toEqual([["b", 5]]);
