@@ -3,7 +3,7 @@
  * parts (processParts in this process, or dealt to one subprocess per GPU / CPU worker) ->
  * assembled outputs. SIGINT/SIGTERM/SIGHUP stop the run (stop.ts): no final output, parts kept.
  */
-import { mkdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeError } from "../output/atomic.ts";
 import { loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
