@@ -6,7 +6,7 @@
  *   bun bench e2e [--reads 1000000] [--length 150] [--gpu-sets 0,0,1] [--esm DIR --dnabert DIR --classifier FILE]
  *                 [--precision fp16|fp8]
  */
-import { parseArgs } from "node:util";
+import { parseBenchArgs } from "./flags.ts";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
@@ -22,25 +22,7 @@ import { EncoderRunner } from "../src/engine/encode.ts";
 import { machineInfo, table } from "./report.ts";
 
 export async function e2eBench(args: string[]) {
-  const { values: o } = parseArgs({
-    args,
-    options: {
-      reads: { type: "string", default: "1000000" },
-      length: { type: "string", default: "150" },
-      "chunk-size": { type: "string", default: "300" },
-      "gpu-sets": { type: "string", multiple: true },
-      device: { type: "string", default: "cuda" },
-      esm: { type: "string" },
-      dnabert: { type: "string" },
-      classifier: { type: "string" },
-      tokenizer: { type: "string" },
-      "token-budget": { type: "string" },
-      precision: { type: "string", default: "fp16" },
-      "sample-reads": { type: "string", default: "50000" },
-      "work-dir": { type: "string", default: join(tmpdir(), "virnuc-bench") },
-      out: { type: "string", default: "bench/results" },
-    },
-  });
+  const o = parseBenchArgs("e2e", args);
   const work = resolve(o["work-dir"]!);
   mkdirSync(work, { recursive: true });
   const models = o.esm && o.dnabert ? { esm: o.esm, dna: o.dnabert } : await ensureRandomModels(work, o.tokenizer);

@@ -8,7 +8,7 @@
  *                    [--budgets 8192,16384,32768,65536] [--repeats 3] [--precision fp16 | fp8 | fp16,fp8]
  *                    [--peers] [--dnabert-remote-code bert_layers.py] [--out bench/results]
  */
-import { parseArgs } from "node:util";
+import { parseBenchArgs } from "./flags.ts";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
@@ -84,26 +84,7 @@ export async function ensureRandomModels(work: string, tokenizer?: string, opts:
 }
 
 export async function engineBench(args: string[]) {
-  const { values: o } = parseArgs({
-    args,
-    options: {
-      esm: { type: "string" },
-      dnabert: { type: "string" },
-      tokenizer: { type: "string" },
-      reads: { type: "string", default: "6000" },
-      lengths: { type: "string", default: "150,300,500" },
-      budgets: { type: "string", default: "8192,16384,32768,65536" },
-      "dnabert-budgets": { type: "string", default: "16384,65536" },
-      repeats: { type: "string", default: "3" },
-      precision: { type: "string", default: "fp16" },
-      device: { type: "string", default: "cuda" },
-      peers: { type: "boolean", default: false },
-      "dnabert-remote-code": { type: "string" },
-      python: { type: "string", default: "python3" },
-      "work-dir": { type: "string", default: join(tmpdir(), "virnuc-bench") },
-      out: { type: "string", default: "bench/results" },
-    },
-  });
+  const o = parseBenchArgs("engine", args);
   const work = resolve(o["work-dir"]!);
   mkdirSync(work, { recursive: true });
   const models = o.esm && o.dnabert ? { esm: o.esm, dna: o.dnabert } : await ensureRandomModels(work, o.tokenizer);
@@ -127,7 +108,7 @@ export async function engineBench(args: string[]) {
     return [p, h] as const;
   });
   const dna = engine.loadEncoder(dnaModel.config, dnaModel.tensors, backend === "cpu" ? "fp32" : "fp16");
-  const lengths = o.lengths!.split(",").map(Number);
+  const lengths: number[] = String(o.lengths).split(",").map(Number);
   const budgets = o.budgets!.split(",").map(Number);
   const repeats = Number(o.repeats);
   const ours: Record<string, unknown>[] = [];

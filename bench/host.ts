@@ -6,7 +6,7 @@
  *   bun bench/host.ts [--reads 1000000] [--length 150] [--chunk-size 300] [--seed 11]
  *                     [--tokenizer test/fixtures/reference/dnabert-s/tokenizer.json] [--out bench/results]
  */
-import { parseArgs } from "node:util";
+import { parseBenchArgs } from "./flags.ts";
 import { mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
@@ -82,20 +82,7 @@ function meanKeptFrames(reads: number, length: number, chunk: number, seed: numb
 }
 
 export async function hostBench(args: string[]): Promise<object> {
-  const { values: o } = parseArgs({
-    args,
-    options: {
-      reads: { type: "string", default: "1000000" },
-      length: { type: "string", default: "150" },
-      "chunk-size": { type: "string" },
-      seed: { type: "string", default: "11" },
-      batch: { type: "string", default: "4096" },
-      tokenizer: { type: "string", default: DEFAULT_TOKENIZER },
-      "work-dir": { type: "string", default: join(tmpdir(), "virnuc-bench") },
-      out: { type: "string", default: join(REPO, "bench/results") },
-      "calibration-reads": { type: "string", default: "100000" },
-    },
-  });
+  const o = parseBenchArgs("host", args);
   const reads = Number(o.reads);
   const length = Number(o.length);
   const chunk = o["chunk-size"] ? Number(o["chunk-size"]) : length <= 300 ? 300 : 500;

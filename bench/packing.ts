@@ -7,7 +7,7 @@
  *   bun bench packing [--lengths 150,300,500] [--parts 20000,6000,700] [--budgets 65536,8192,4096]
  *                     [--tokenizer tokenizer.json] [--out bench/results]
  */
-import { parseArgs } from "node:util";
+import { parseBenchArgs } from "./flags.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { makeWorkload } from "./engine.ts";
@@ -20,16 +20,7 @@ import { packBatches, packFFD } from "../src/pack/ffd.ts";
 const MAX_SEQS = 4096;
 
 export async function packingBench(args: string[]) {
-  const { values: o } = parseArgs({
-    args,
-    options: {
-      lengths: { type: "string", default: "150,300,500" },
-      parts: { type: "string", default: "20000,6000,700" },
-      budgets: { type: "string", default: "65536,8192,4096" },
-      tokenizer: { type: "string", default: resolve(import.meta.dir, "../test/fixtures/reference/dnabert-s/tokenizer.json") },
-      out: { type: "string", default: "bench/results" },
-    },
-  });
+  const o = parseBenchArgs("packing", args);
   const tok = { esm: EsmTokenizer.default(), dnabert: BpeTokenizer.fromFile(o.tokenizer!) };
   const parts = o.parts!.split(",").map(Number);
   const largest = Math.max(...parts);

@@ -10,6 +10,7 @@
  */
 import { cac, type CAC } from "cac";
 import { UserError, UsageError, oneLine } from "./util/errors.ts";
+import { BENCH_MODES, flagHelp, type BenchMode, type BenchModeName } from "../bench/flags.ts";
 
 const verbose = process.argv.includes("--verbose");
 /** cac reads a lone `-` as an option; it is standard input: carried through parsing as this token. */
@@ -149,67 +150,18 @@ function modelsCli(): CAC {
   return m;
 }
 
-/** `virnuc bench <mode>`: the help of each mode; its flags are parsed by the benchmark itself. */
+/** `virnuc bench <mode>`: each mode's help comes from the flags it parses (bench/flags.ts). */
 function benchCli(rest: string[]): CAC {
   const b = cac("virnuc bench");
-  b.usage("[mode] [options]   (mode: host | engine | e2e | packing; default host)").option("--verbose", "Print stack traces on errors");
-  const run = (mode: string) => async () => {
-    const { runBench } = await import("../bench/index.ts");
-    await runBench(mode, rest.slice(rest.indexOf(mode) + 1));
-  };
-  const common = (c: Command) =>
-    c
-      .option("--work-dir <dir>", "Scratch directory (default: $TMPDIR/virnuc-bench)")
-      .option("--out <dir>", "Where the JSON result goes (default: bench/results)")
-      .allowUnknownOptions();
-  common(
-    b.command("host", "Host side only: FASTA -> windows -> frames -> tokens, reads/s (the default mode)")
-      .option("--reads <n>", "Synthetic reads (default: 1000000)")
-      .option("--length <bp>", "Read length (default: 150)")
-      .option("--chunk-size <n>", "Window size (default: 300 for reads up to 300 bp, else 500)")
-      .option("--seed <n>", "Workload seed (default: 11)")
-      .option("--batch <n>", "Reads per batch (default: 4096)")
-      .option("--tokenizer <file>", "DNABERT-S tokenizer.json (default: test/fixtures/reference/dnabert-s/tokenizer.json)")
-      .option("--calibration-reads <n>", "Reads for the frame-rate calibration (default: 100000)"),
-  ).action(run("host"));
-  common(
-    b.command("engine", "Encoders alone on packed batches: tokens/s by read length and token budget")
-      .option("--esm <dir>", "ESM-2 model (default: a random ESM-2 3B)")
-      .option("--dnabert <dir>", "DNABERT-S model (default: a random DNABERT-S)")
-      .option("--tokenizer <file>", "DNABERT-S tokenizer.json for the random model")
-      .option("--reads <n>", "Reads per case (default: 6000)")
-      .option("--lengths <list>", "Read lengths (default: 150,300,500)")
-      .option("--budgets <list>", "ESM-2 token budgets (default: 8192,16384,32768,65536)")
-      .option("--dnabert-budgets <list>", "DNABERT-S token budgets (default: 16384,65536)")
-      .option("--repeats <n>", "Repeats per case (default: 3)")
-      .option("--precision <p>", "fp16 | fp8 | fp32 (default: fp16)")
-      .option("--device <dev>", "cuda | cpu (default: cuda)")
-      .option("--peers", "Also run the PyTorch peers (scripts/bench/peers.py)")
-      .option("--dnabert-remote-code <file>", "bert_layers.py for the PyTorch DNABERT-S peer")
-      .option("--python <exe>", "Python for the peers (default: python3)"),
-  ).action(run("engine"));
-  common(
-    b.command("e2e", "virnuc predict end to end on synthetic reads, optionally on several GPU sets")
-      .option("--reads <n>", "Synthetic reads (default: 1000000)")
-      .option("--length <bp>", "Read length (default: 150)")
-      .option("--chunk-size <n>", "Window size (default: 300)")
-      .option("--gpu-sets <set>", "GPU set to run on, e.g. 0 or 0,1 (repeatable)")
-      .option("--device <dev>", "cuda | cpu (default: cuda)")
-      .option("--esm <dir>", "ESM-2 model (default: a random ESM-2 3B)")
-      .option("--dnabert <dir>", "DNABERT-S model (default: a random DNABERT-S)")
-      .option("--classifier <file>", "Classifier (default: a random one)")
-      .option("--tokenizer <file>", "DNABERT-S tokenizer.json for the random model")
-      .option("--token-budget <n>", "Tokens per packed batch")
-      .option("--precision <p>", "fp16 | fp8 (default: fp16)")
-      .option("--sample-reads <n>", "Reads of the embedding-only rate measured beside the run (default: 50000)"),
-  ).action(run("e2e"));
-  common(
-    b.command("packing", "Host only: packing efficiency of the token-budget batches on VirNucPro-shaped workloads")
-      .option("--lengths <list>", "Read lengths (default: 150,300,500)")
-      .option("--parts <list>", "Reads per part, one per length (default: 20000,6000,700)")
-      .option("--budgets <list>", "Token budgets (default: 65536,8192,4096)")
-      .option("--tokenizer <file>", "DNABERT-S tokenizer.json (default: test/fixtures/reference/dnabert-s/tokenizer.json)"),
-  ).action(run("packing"));
+  b.usage(`[mode] [options]   (mode: ${Object.keys(BENCH_MODES).join(" | ")}; default host)`).option("--verbose", "Print stack traces on errors");
+  for (const [mode, spec] of Object.entries(BENCH_MODES) as [BenchModeName, BenchMode][]) {
+    const c = b.command(mode, spec.summary).allowUnknownOptions();
+    for (const [name, flag] of Object.entries(spec.flags)) c.option(...flagHelp(name, flag));
+    c.action(async () => {
+      const { runBench } = await import("../bench/index.ts");
+      await runBench(mode, rest.slice(rest.indexOf(mode) + 1));
+    });
+  }
   return b;
 }
 
