@@ -1,4 +1,5 @@
 /** Shared by the integration tests: tiny random models, synthetic inputs, running the CLI. */
+import { afterAll, beforeAll } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
@@ -83,4 +84,28 @@ export function tempDir(name: string): string {
 /** Removes every directory tempDir() has made so far. */
 export function removeTempDirs(): void {
   for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/**
+ * An in-memory DuckDB for the describe block that calls this (opened in beforeAll, closed in
+ * afterAll); returns the query function: SQL in, rows out.
+ */
+export function duckdbQueries(): (sql: string) => Promise<unknown[][]> {
+  type Conn = { runAndReadAll(sql: string): Promise<{ getRows(): unknown[][] }>; closeSync(): void };
+  let conn: Conn | null = null;
+  let db: { closeSync(): void } | null = null;
+  beforeAll(async () => {
+    const { DuckDBInstance } = await import("@duckdb/node-api");
+    const instance = await DuckDBInstance.create(":memory:");
+    db = instance;
+    conn = (await instance.connect()) as unknown as Conn;
+  });
+  afterAll(() => {
+    conn?.closeSync();
+    db?.closeSync();
+  });
+  return async (sql: string) => {
+    if (!conn) throw new Error("duckdbQueries: used outside its describe block's tests");
+    return (await conn.runAndReadAll(sql)).getRows();
+  };
 }

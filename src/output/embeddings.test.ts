@@ -7,6 +7,7 @@ import { EMBEDDINGS_FILE, embeddingsPlan, emptyEmbeddingsSchema, writeEmbeddings
 import { embeddingsBatch, toFloat16Bits, DNABERT_DIM, ESM_DIM } from "./schema.ts";
 import { withRecordIndex } from "./keys.ts";
 import { readParquet } from "./parquet.ts";
+import { duckdbQueries } from "../../test/helpers.ts";
 import { META_KEY, fileMetadata } from "./filemeta.ts";
 
 const dirs: string[] = [];
@@ -55,21 +56,7 @@ describe("embeddings options", () => {
 });
 
 describe("embeddings.parquet in DuckDB", () => {
-  type Conn = { runAndReadAll(sql: string): Promise<{ getRows(): unknown[][] }> };
-  let conn: Conn;
-  let close = () => {};
-  beforeAll(async () => {
-    const { DuckDBInstance } = await import("@duckdb/node-api");
-    const db = await DuckDBInstance.create(":memory:");
-    const c = await db.connect();
-    conn = c as unknown as Conn;
-    close = () => {
-      c.closeSync();
-      db.closeSync();
-    };
-  });
-  afterAll(() => close());
-  const q = async (sql: string) => (await conn.runAndReadAll(sql)).getRows();
+  const q = duckdbQueries();
 
   test("FLOAT lists of 768 / 2560 that cast to FLOAT[768] / FLOAT[2560]; values, record_index and metadata", async () => {
     const dir = temp();

@@ -8,6 +8,7 @@ import { writeParquet } from "./parquet.ts";
 import { writeIpcFile } from "./arrowfile.ts";
 import { embeddingsBatch, predictionsSchema } from "./schema.ts";
 import { sampleRun } from "./testdata.ts";
+import { duckdbQueries } from "../../test/helpers.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const SHA = (c: string) => c.repeat(64);
@@ -63,21 +64,8 @@ describe("file metadata", () => {
 });
 
 describe("metadata in the files", () => {
-  type Conn = { runAndReadAll(sql: string): Promise<{ getRows(): unknown[][] }> };
-  let conn: Conn;
-  let close = () => {};
+  const q = duckdbQueries();
   const dirs: string[] = [];
-  beforeAll(async () => {
-    const { DuckDBInstance } = await import("@duckdb/node-api");
-    const db = await DuckDBInstance.create(":memory:");
-    const c = await db.connect();
-    conn = c as unknown as Conn;
-    close = () => {
-      c.closeSync();
-      db.closeSync();
-    };
-  });
-  afterAll(() => close());
   afterEach(() => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
@@ -96,17 +84,15 @@ describe("metadata in the files", () => {
     await writeParquet(join(dir, "other.parquet"), run.predictions, predictionsSchema, { metadata: fileMetadata({ ...input, chunkSize: 500 }) });
     const b = await writeParquet(join(dir, "b.parquet"), run.predictions, predictionsSchema, { metadata: md });
     expect(b.sha256).toBe(a.sha256);
-    const rows = (await conn.runAndReadAll(`select decode(key) from parquet_kv_metadata('${a.path}') order by 1`)).getRows();
+    const rows = await q(`select decode(key) from parquet_kv_metadata('${a.path}') order by 1`);
     expect(rows.map((r) => r[0])).toEqual(["ARROW:schema", META_KEY]);
-    const [[version, chunk, precision, esmSha]] = (
-      await conn.runAndReadAll(
+    const [[version, chunk, precision, esmSha]] = await q(
         `select j->>'version', (j->>'chunk_size')::INT, j->>'precision', j->'models'->'esm'->'files'->0->>'sha256'
          from (select decode(value)::json j from parquet_kv_metadata('${a.path}') where decode(key) = '${META_KEY}')`,
-      )
-    ).getRows();
+    );
     expect([version, chunk, precision, esmSha]).toEqual([pkg.version, 300, "fp16", SHA("a")]);
     // the rows are untouched
-    const [[n]] = (await conn.runAndReadAll(`select count(*)::INT from '${a.path}'`)).getRows();
+    const [[n]] = await q(`select count(*)::INT from '${a.path}'`);
     expect(n).toBe(run.predictions.numRows);
   });
 

@@ -7,6 +7,7 @@ import { framesBatch, framesSchema } from "./frames.ts";
 import { embeddingsBatch, predictionsBatch, sequencesBatch, windowsBatch, predictionsSchema } from "./schema.ts";
 import { writeParquet } from "./parquet.ts";
 import { frameIsVirus } from "../classify/calls.ts";
+import { duckdbQueries } from "../../test/helpers.ts";
 import { readIpc, ipcFileBytes } from "./arrowfile.ts";
 
 /**
@@ -165,26 +166,14 @@ describe("record_index columns", () => {
 });
 
 describe("DuckDB joins on record_index with duplicate ids", () => {
-  type Conn = { runAndReadAll(sql: string): Promise<{ getRows(): unknown[][] }> };
-  let conn: Conn;
-  let close = () => {};
+  const q = duckdbQueries();
   let dir = "";
-  beforeAll(async () => {
-    const { DuckDBInstance } = await import("@duckdb/node-api");
-    const db = await DuckDBInstance.create(":memory:");
-    const c = await db.connect();
-    conn = c as unknown as Conn;
-    close = () => {
-      c.closeSync();
-      db.closeSync();
-    };
+  beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "virnuc-keys-"));
   });
   afterAll(() => {
-    close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const q = async (sql: string) => (await conn.runAndReadAll(sql)).getRows();
 
   test("predictions, windows, sequences and embeddings join one-to-one; sequence_id would not", async () => {
     const run = duplicateRun();

@@ -7,6 +7,7 @@ import { embeddingsBatch, sequencesBatch, windowsBatch } from "./schema.ts";
 import { sequencesKeyedSchema, withRecordIndex } from "./keys.ts";
 import { writeParquet } from "./parquet.ts";
 import { sampleRun } from "./testdata.ts";
+import { duckdbQueries } from "../../test/helpers.ts";
 import { sha256File } from "./arrowfile.ts";
 
 const dirs: string[] = [];
@@ -98,20 +99,7 @@ describe("TSV tables", () => {
 });
 
 describe("TSV against its Parquet twin in DuckDB", () => {
-  type Conn = { runAndReadAll(sql: string): Promise<{ getRows(): unknown[][] }> };
-  let conn: Conn;
-  let close = () => {};
-  beforeAll(async () => {
-    const { DuckDBInstance } = await import("@duckdb/node-api");
-    const db = await DuckDBInstance.create(":memory:");
-    const c = await db.connect();
-    conn = c as unknown as Conn;
-    close = () => {
-      c.closeSync();
-      db.closeSync();
-    };
-  });
-  afterAll(() => close());
+  const q = duckdbQueries();
 
   test("read_csv of the TSV equals the Parquet rows (float32 text reads back exactly)", async () => {
     const dir = temp();
@@ -124,17 +112,15 @@ describe("TSV against its Parquet twin in DuckDB", () => {
     w.close();
     const tsv = join(dir, "s.tsv");
     const pq = join(dir, "s.parquet");
-    const [[diff, n, nulls]] = (
-      await conn.runAndReadAll(
+    const [[diff, n, nulls]] = await q(
         `with t as (select * from read_csv('${tsv}', delim='\t', header=true, columns={
            'sequence_id':'VARCHAR','record_index':'BIGINT','length':'BIGINT','n_windows':'INT','n_viral_windows':'INT','max_score_virus':'FLOAT','call':'VARCHAR'}))
          select (select count(*) from (select * from t except all select * from '${pq}'))::INT, (select count(*) from t)::INT,
                 (select count(*) from t where call is null)::INT`,
-      )
-    ).getRows();
+    );
     expect(n).toBe(rows);
     expect(diff).toBe(0);
-    const [[pqNulls]] = (await conn.runAndReadAll(`select count(*)::INT from '${pq}' where call is null`)).getRows();
+    const [[pqNulls]] = await q(`select count(*)::INT from '${pq}' where call is null`);
     expect(pqNulls as number).toBeGreaterThan(0);
     expect(nulls).toBe(pqNulls);
   });
