@@ -154,15 +154,17 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
   return { path, format, bytes: st.size, mtimeMs: st.mtimeMs, stride, records, entries };
 }
 
-/** The reader's decoder for the BGZF inputs among `indexes`: it starts at an indexed record's block. */
-function bgzfDecoder(indexes: FileIndex[], onRead?: (bytes: number) => void): ReadOptions["decoder"] {
-  const byPath = new Map(indexes.filter((ix) => ix.format === "bgzf").map((ix) => [ix.path, ix]));
-  if (byPath.size === 0) return undefined;
+/**
+ * The reader's decoder for the BGZF inputs among `paths` (by `formats`): a file is started at its
+ * beginning, or the seek point's file at the seek point's block.
+ */
+function seekDecoder(paths: string[], formats: IndexFormat[], at: RangeSeek, onRead?: (bytes: number) => void): ReadOptions["decoder"] {
+  if (!formats.includes("bgzf")) return undefined;
   return (path) => {
-    const ix = byPath.get(path);
-    if (!ix) return null;
+    const fi = paths.indexOf(path);
+    if (fi < 0 || formats[fi] !== "bgzf") return null;
     return (from) => {
-      const block = from === 0 ? { coffset: 0, uoffset: 0 } : ix.entries.find((e) => e.offset === from)?.block;
+      const block = from === 0 ? { coffset: 0, uoffset: 0 } : path === paths[at.start.fileIndex] && from === at.start.offset ? at.block : undefined;
       if (!block) throw new Error(`BGZF decoder: offset ${from} of ${path} is not an indexed record`);
       return bgzfText(path, from, block, onRead);
     };
@@ -206,18 +208,27 @@ export async function loadOrBuildIndex(
   return { index, built: true, at: "" };
 }
 
+/**
+ * Where a reader starts to reach a record: an indexed record (file, byte offset, its global
+ * record index, line, and for BGZF its block) and how many records to skip from there.
+ */
+export interface RangeSeek {
+  start: NonNullable<ReadOptions["start"]>;
+  skip: number;
+  block?: { coffset: number; uoffset: number };
+}
+
 /** Where to start reading for global record `record`: a reader start and the records to skip. */
-export function seekRecord(
-  indexes: FileIndex[],
-  record: number,
-): { start: NonNullable<ReadOptions["start"]>; skip: number } | null {
+export function seekRecord(indexes: FileIndex[], record: number): RangeSeek | null {
   let base = 0;
   for (let fi = 0; fi < indexes.length; fi++) {
     const ix = indexes[fi];
     if (record < base + ix.records) {
       const local = record - base;
       const e = ix.entries[Math.floor(local / ix.stride)];
-      return { start: { fileIndex: fi, offset: e.offset, index: base + e.record, line: e.line }, skip: local - e.record };
+      const at: RangeSeek = { start: { fileIndex: fi, offset: e.offset, index: base + e.record, line: e.line }, skip: local - e.record };
+      if (e.block) at.block = { ...e.block };
+      return at;
     }
     base += ix.records;
   }
@@ -237,9 +248,24 @@ export async function* readRecordRange(
 ): AsyncGenerator<FastaRecord> {
   const at = seekRecord(indexes, first);
   if (!at || count <= 0) return;
+  yield* readFromSeek(paths, indexes.map((ix) => ix.format), at, count, opts);
+}
+
+/**
+ * `count` records from a seek point (seekRecord's answer, e.g. sent to a worker): needs only the
+ * paths and each one's format, not the indexes.
+ */
+export async function* readFromSeek(
+  paths: string[],
+  formats: IndexFormat[],
+  at: RangeSeek,
+  count: number,
+  opts: Pick<ReadOptions, "onWarning" | "onRead"> = {},
+): AsyncGenerator<FastaRecord> {
+  if (count <= 0) return;
   let skip = at.skip;
   let left = count;
-  for await (const rec of readFasta(paths, { ...opts, start: at.start, decoder: bgzfDecoder(indexes, opts.onRead) })) {
+  for await (const rec of readFasta(paths, { ...opts, start: at.start, decoder: seekDecoder(paths, formats, at, opts.onRead) })) {
     if (skip > 0) {
       skip--;
       continue;

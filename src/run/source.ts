@@ -9,7 +9,7 @@ import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
-import { indexedShardParts, shardIndexes } from "./shard-source.ts";
+import { indexedParts, indexedShardParts, shardIndexes, workerIndexes, type PartWork } from "./shard-source.ts";
 
 export interface SourceSummary {
   /** parts in the whole input (known once the input has been read to the end) */
@@ -98,4 +98,15 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
   yield* flush();
   summary.totalParts = k;
   summary.totalRecords = total;
+}
+
+/**
+ * The parts for worker subprocesses: when every input is a plain or BGZF file, descriptors that
+ * the workers read themselves (the records are not read here, nor sent over IPC); otherwise
+ * (streams, plain gzip, zstd) the records, as readParts yields them.
+ */
+export async function* readWork(opts: SourceOptions, summary: SourceSummary): AsyncGenerator<PartWork> {
+  const indexes = opts.indexDir ? await workerIndexes(opts, opts.indexDir) : null;
+  if (indexes) return yield* indexedParts(opts, summary, indexes, true);
+  yield* readParts(opts, summary);
 }
