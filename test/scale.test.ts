@@ -4,8 +4,9 @@
  * byte-identical to one uninterrupted single-process run.
  */
 import { describe, expect, test, beforeAll, afterAll, setDefaultTimeout } from "bun:test";
-import { readdirSync, truncateSync, appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, truncateSync, appendFileSync, existsSync, readFileSync, writeFileSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, removeTempDirs, tempDir, tinyModels } from "./helpers.ts";
 
@@ -137,6 +138,9 @@ describe("workers and shards", () => {
     expect(dealt.map((x) => x.part).sort((a, b) => a - b)).toEqual([...Array(10).keys()]);
     expect(dealt.every((x) => x.kind === "ref" && x.bytes < 1000)).toBe(true);
     expect(existsSync(fq + ".virnuc-idx")).toBe(true);
+    // run.json records the input's sha256 (from the index: the parent did not read the records).
+    const sha = createHash("sha256").update(readFileSync(fq)).digest("hex");
+    expect(JSON.parse(readFileSync(join(d, "run.json"), "utf8")).inputs).toEqual([{ path: fq, bytes: statSync(fq).size, sha256: sha }]);
 
     const gz = join(tempDir("gz"), "reads.fa.gz");
     writeFileSync(gz, gzipSync(readFileSync(reads)));

@@ -201,6 +201,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
 function inputHashes(summary: SourceSummary): Map<string, string> {
   const m = new Map<string, string>();
   for (const i of summary.read?.inputs ?? []) if (i.sha256) m.set(i.path === "-" ? "-" : resolve(i.path), i.sha256);
+  for (const [path, sha256] of summary.inputSha256 ?? []) m.set(path, sha256);
   return m;
 }
 

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync 
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 import { bgzfCompress } from "../fasta/bgzf.ts";
 import { loadOrBuildIndex } from "../fasta/index.ts";
 import type { FastaRecord } from "../fasta/reader.ts";
@@ -117,6 +118,28 @@ describe("parts for workers", () => {
     expect(summary.skipped).toBe(1);
     const bad = collect(readWork({ ...base, inputs: [a], done: new Map([[2, entry(plain[2], "0000")]]), onWarning: () => {} }, newSummary()));
     await expect(bad).rejects.toThrow(/--resume refused: the input records of part 2/);
+  }, 60_000);
+
+  test("the reader's warnings and the input's sha256 come from the index, built now or earlier", async () => {
+    const dir = mkdtempSync(join(root, "warn-"));
+    const a = join(dir, "a.fa");
+    writeReads(a, 40, 5, "fasta");
+    // An empty record, protein-like records, a repeated id: what a read-through warns about.
+    writeFileSync(a, readFileSync(a, "latin1") + ">empty\n>p1\nMEEFLLPQ\n>p2\nEFILPQ\n>s5_3 again\nACGT\n");
+    const expected: string[] = [];
+    for await (const _ of readParts({ inputs: [a], windowReads: 9, done: new Map(), onWarning: (m) => expected.push(m) }, newSummary()));
+    expect(expected.length).toBe(4);
+    const sha = createHash("sha256").update(readFileSync(a)).digest("hex");
+    for (const when of ["built", "loaded"]) {
+      const warnings: string[] = [];
+      const summary = newSummary();
+      let bytes = 0;
+      const work = await collect(readWork({ inputs: [a], windowReads: 9, done: new Map(), indexDir: dir, onWarning: (m) => warnings.push(m), onRead: (n) => (bytes += n) }, summary));
+      expect(work.every(isPartRef)).toBe(true);
+      expect([when, bytes > 0]).toEqual([when, when === "built"]); // the second run only loads the index
+      expect([when, warnings]).toEqual([when, expected]);
+      expect(summary.inputSha256).toEqual(new Map([[a, sha]]));
+    }
   }, 60_000);
 
   test("a worker refuses an input that changed after it was indexed", async () => {

@@ -81,20 +81,25 @@ function isZstd(path: string): boolean {
 /**
  * The indexes that let workers read their own parts, or null (quietly) when an input is a stream,
  * plain gzip or zstd: then the parent reads and sends the records. Building an index is one pass
- * of the reader, which warns as a whole read does.
+ * of the reader; its warnings are kept in the index and given here, built now or earlier.
  */
 export async function workerIndexes(opts: SourceOptions, indexDir: string): Promise<FileIndex[] | null> {
   for (const path of opts.inputs) if (inputKind(path) !== "file" || isZstd(path) || !indexFormat(path)) return null;
   const dirs = indexDirs(indexDir);
   const indexes: FileIndex[] = [];
   for (const path of opts.inputs) {
+    let r;
     try {
-      indexes.push((await loadOrBuildIndex(path, dirs, { onWarning: opts.onWarning, onRead: opts.onRead })).index);
+      r = await loadOrBuildIndex(path, dirs, { onWarning: () => {}, onRead: opts.onRead });
     } catch (err) {
       if (!(err instanceof NotIndexable)) throw err;
       return null;
     }
+    indexes.push(r.index);
   }
+  // The reader's warnings of each input, as a read-through gives them (kept in the index when built).
+  const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
+  for (const ix of indexes) for (const w of ix.warnings ?? []) warn(w);
   return indexes;
 }
 

@@ -18,6 +18,8 @@ export interface SourceSummary {
   skipped: number;
   /** what the reader learnt: per input sha256, bytes, format; record and warning counts */
   read?: ReadSummary;
+  /** sha256 of inputs by absolute path, from their record index when the records were not read here */
+  inputSha256?: Map<string, string>;
 }
 
 /**
@@ -107,6 +109,9 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
  */
 export async function* readWork(opts: SourceOptions, summary: SourceSummary): AsyncGenerator<PartWork> {
   const indexes = opts.indexDir ? await workerIndexes(opts, opts.indexDir) : null;
-  if (indexes) return yield* indexedParts(opts, summary, indexes, true);
+  if (indexes) {
+    summary.inputSha256 = new Map(indexes.flatMap((ix, i): [string, string][] => (ix.sha256 ? [[resolve(opts.inputs[i]), ix.sha256]] : [])));
+    return yield* indexedParts(opts, summary, indexes, true);
+  }
   yield* readParts(opts, summary);
 }
