@@ -116,6 +116,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
     progress.start(done.size);
     const onPart = (_entry: PartEntry, t: PartTelemetry, worker?: string) => {
       telemetry.push(t);
+      if (summary.expectedReads !== undefined) progress.setExpectedReads(summary.expectedReads);
       progress.part(t, worker);
     };
 

@@ -79,6 +79,7 @@ describe("parts for workers", () => {
       expect(work.every(isPartRef)).toBe(true);
       expect(work.map((w) => w.index)).toEqual(expected.map((p) => p.index));
       expect(summary.totalParts).toBe(expected.length);
+      expect(summary.expectedReads).toBe(summary.totalRecords);
       expect(summary.totalRecords).toBe(expected.reduce((s, p) => s + p.records.length, 0));
       // A part crossing from the first input into the second is among them.
       expect((work as PartRef[]).some((r) => r.seek.start.fileIndex === 0 && r.first + r.count > 130 - 20)).toBe(true);
@@ -116,6 +117,12 @@ describe("parts for workers", () => {
     expect(resumed.map((w: PartWork) => w.index)).toEqual(plain.map((p) => p.index).filter((k) => k !== 1));
     expect(resumed.every(isPartRef)).toBe(true);
     expect(summary.skipped).toBe(1);
+    expect(summary.expectedReads).toBe(summary.totalRecords - plain[1].records.length);
+
+    // A shard of a worker run: its parts only, as descriptors.
+    const shard = await collect(readWork({ ...base, inputs: [a], shard: { index: 1, count: 3 }, onWarning: () => {} }, newSummary()));
+    expect(shard.map((w: PartWork) => w.index)).toEqual(plain.map((p) => p.index).filter((k) => k % 3 === 1));
+    expect(shard.every(isPartRef)).toBe(true);
     const bad = collect(readWork({ ...base, inputs: [a], done: new Map([[2, entry(plain[2], "0000")]]), onWarning: () => {} }, newSummary()));
     await expect(bad).rejects.toThrow(/--resume refused: the input records of part 2/);
   }, 60_000);

@@ -113,6 +113,10 @@ export async function* indexedParts(opts: SourceOptions, summary: SourceSummary,
   const total = indexes.reduce((s, ix) => s + ix.records, 0);
   const parts = Math.ceil(total / opts.windowReads);
   const inputs = indexes.map((ix, i) => ({ path: opts.inputs[i], format: ix.format, bytes: ix.bytes, mtimeMs: ix.mtimeMs }));
+  // Known before any record is read: the reads this run computes (progress, ETA).
+  let expected = 0;
+  for (let k = shard.index; k < parts; k += shard.count) if (!opts.done.has(k)) expected += Math.min(opts.windowReads, total - k * opts.windowReads);
+  summary.expectedReads = expected;
   for (let k = shard.index; k < parts; k += shard.count) {
     const first = k * opts.windowReads;
     const count = Math.min(opts.windowReads, total - first);

@@ -18,6 +18,8 @@ export interface SourceSummary {
   skipped: number;
   /** what the reader learnt: per input sha256, bytes, format; record and warning counts */
   read?: ReadSummary;
+  /** the reads this run computes, when known before reading them (from the inputs' record index) */
+  expectedReads?: number;
   /** sha256 of inputs by absolute path, from their record index when the records were not read here */
   inputSha256?: Map<string, string>;
 }
