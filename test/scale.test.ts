@@ -4,7 +4,9 @@
  * byte-identical to one uninterrupted single-process run.
  */
 import { describe, expect, test, beforeAll, afterAll, setDefaultTimeout } from "bun:test";
-import { readdirSync, truncateSync, appendFileSync, existsSync } from "node:fs";
+import { readdirSync, truncateSync, appendFileSync, existsSync, readFileSync, writeFileSync, statSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, removeTempDirs, tempDir, tinyModels } from "./helpers.ts";
 
@@ -12,6 +14,15 @@ import { CLI, ROOT, modelArgs, outputsOf, runCli, syntheticFasta, removeTempDirs
 setDefaultTimeout(120_000);
 
 afterAll(removeTempDirs);
+
+/** The parts a run dealt to its workers (VIRNUC_TEST_WIRE_LOG): index, records or descriptor, JSON size. */
+function wireLog(path: string): { part: number; kind: string; bytes: number }[] {
+  return readFileSync(path, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => l.split("\t"))
+    .map(([part, kind, bytes]) => ({ part: Number(part), kind, bytes: Number(bytes) }));
+}
 
 let reads: string;
 let baseline: Record<string, Buffer>;
@@ -101,11 +112,48 @@ describe("workers and shards", () => {
   test("--workers 3 gives the same outputs, also when a worker dies mid-run", () => {
     const d = tempDir("workers");
     const marker = join(tempDir("marker"), "crashed");
-    const r = runCli(["predict", reads, "-o", d, ...common(), "--workers", "3"], { env: { VIRNUC_TEST_CRASH_ONCE: `${marker}:5` } });
+    const wire = join(tempDir("wire"), "log");
+    const r = runCli(["predict", reads, "-o", d, ...common(), "--workers", "3"], { env: { VIRNUC_TEST_CRASH_ONCE: `${marker}:5`, VIRNUC_TEST_WIRE_LOG: wire } });
     expect(r.code).toBe(0);
     expect(existsSync(marker)).toBe(true);
     expect(r.stderr).toMatch(/restarting it/);
     expect(outputsOf(d)).toEqual(baseline);
+    // A plain FASTA is indexed: every part (the redone one too) went out as a descriptor, no records.
+    const dealt = wireLog(wire);
+    expect(dealt.filter((x) => x.part === 5).length).toBe(2);
+    expect(new Set(dealt.map((x) => x.part)).size).toBe(10);
+    expect(dealt.every((x) => x.kind === "ref" && x.bytes < 1000)).toBe(true);
+  }, 120_000);
+
+  test("--workers 2 on FASTQ: workers read their parts; a gzip input still sends records", () => {
+    const fq = join(tempDir("fastq"), "reads.fq");
+    const recs = readFileSync(reads, "latin1").split(">").slice(1).map((r) => r.split("\n"));
+    writeFileSync(fq, recs.map(([head, ...seq]) => `@${head}\n${seq.join("")}\n+\n${"I".repeat(seq.join("").length)}\n`).join(""));
+    const d = tempDir("workers-fq");
+    const wire = join(tempDir("wire"), "log");
+    const r = runCli(["predict", fq, "-o", d, ...common(), "--workers", "2"], { env: { VIRNUC_TEST_WIRE_LOG: wire } });
+    expect(r.code).toBe(0);
+    expect(outputsOf(d)).toEqual(baseline);
+    const dealt = wireLog(wire);
+    expect(dealt.map((x) => x.part).sort((a, b) => a - b)).toEqual([...Array(10).keys()]);
+    expect(dealt.every((x) => x.kind === "ref" && x.bytes < 1000)).toBe(true);
+    expect(existsSync(fq + ".virnuc-idx")).toBe(true);
+    // run.json records the input's sha256 (from the index: the parent did not read the records).
+    const sha = createHash("sha256").update(readFileSync(fq)).digest("hex");
+    expect(JSON.parse(readFileSync(join(d, "run.json"), "utf8")).inputs).toEqual([{ path: fq, bytes: statSync(fq).size, sha256: sha }]);
+
+    const gz = join(tempDir("gz"), "reads.fa.gz");
+    writeFileSync(gz, gzipSync(readFileSync(reads)));
+    const dz = tempDir("workers-gz");
+    const wz = join(tempDir("wire"), "log");
+    const rz = runCli(["predict", gz, "-o", dz, ...common(), "--workers", "2"], { env: { VIRNUC_TEST_WIRE_LOG: wz } });
+    expect(rz.code).toBe(0);
+    expect(outputsOf(dz)).toEqual(baseline);
+    const sent = wireLog(wz);
+    expect(sent.length).toBe(10);
+    // 40 reads of 150 bases a part: the records are on the wire.
+    expect(sent.every((x) => x.kind === "records" && x.bytes > 40 * 150)).toBe(true);
+    expect(existsSync(gz + ".virnuc-idx")).toBe(false);
   }, 120_000);
 
   test("--shard i/N then merge equals one run; merge refuses gaps and overlaps", () => {

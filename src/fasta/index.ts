@@ -13,6 +13,9 @@
  *   them ahead, e.g. once per sample before its shard jobs start)
  *   #virnuc-index 1<TAB>bytes=B<TAB>mtime_ms=T<TAB>stride=S<TAB>records=N
  *   record<TAB>offset<TAB>line          (one line every S records, record 0 first)
+ *   a plain file's header adds sha256=HEX (its bytes, hashed by the build pass), and each warning
+ *   the reader gave while building follows as #warning<TAB>"JSON string" (a run that reads through
+ *   the index instead of the records repeats them and records the hash)
  *   BGZF input: format=bgzf in the header; offsets are in the decompressed text, and each line
  *   adds the compressed offset of the BGZF block holding the header and that block's first
  *   decompressed offset: record<TAB>offset<TAB>line<TAB>block_coffset<TAB>block_uoffset
@@ -24,7 +27,7 @@
 import { mkdirSync, openSync, readFileSync, readSync, closeSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { createHash } from "node:crypto";
-import { readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
+import { newReadSummary, readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
 import { writeFileAtomic } from "../output/atomic.ts";
 import { bgzfText, isBgzf } from "./bgzf.ts";
 import { UserError } from "../util/errors.ts";
@@ -54,6 +57,10 @@ export interface FileIndex {
   stride: number;
   records: number;
   entries: IndexEntry[];
+  /** sha256 of the file's bytes (plain files; the build pass hashes them) */
+  sha256?: string;
+  /** the reader's warnings while reading the whole file, in order */
+  warnings?: string[];
 }
 
 /** How a file can be indexed: plain text, BGZF, or not at all (plain gzip: null). */
@@ -80,7 +87,9 @@ export function indexPaths(path: string, fallbackDir: string): { beside: string;
 
 export function formatIndex(ix: FileIndex): string {
   const format = ix.format === "bgzf" ? "\tformat=bgzf" : "";
-  const lines = [`${MAGIC}\tbytes=${ix.bytes}\tmtime_ms=${ix.mtimeMs}\tstride=${ix.stride}\trecords=${ix.records}${format}`];
+  const sha = ix.sha256 ? `\tsha256=${ix.sha256}` : "";
+  const lines = [`${MAGIC}\tbytes=${ix.bytes}\tmtime_ms=${ix.mtimeMs}\tstride=${ix.stride}\trecords=${ix.records}${format}${sha}`];
+  for (const w of ix.warnings ?? []) lines.push(`#warning\t${JSON.stringify(w)}`);
   for (const e of ix.entries) lines.push(`${e.record}\t${e.offset}\t${e.line}` + (e.block ? `\t${e.block.coffset}\t${e.block.uoffset}` : ""));
   return lines.join("\n") + "\n";
 }
@@ -98,7 +107,24 @@ export function parseIndex(text: string, path: string, now: { size: number; mtim
   const ix: FileIndex = { path, format, bytes: num("bytes"), mtimeMs: num("mtime_ms"), stride: num("stride"), records: num("records"), entries: [] };
   if (ix.bytes !== now.size || ix.mtimeMs !== now.mtimeMs) return null;
   if (!(Number.isInteger(ix.stride) && ix.stride > 0 && Number.isInteger(ix.records) && ix.records >= 0)) return null;
-  for (let i = 1; i < lines.length; i++) {
+  const sha = kv.get("sha256");
+  if (sha !== undefined) {
+    if (!/^[0-9a-f]{64}$/.test(sha)) return null;
+    ix.sha256 = sha;
+  }
+  ix.warnings = [];
+  let i = 1;
+  for (; i < lines.length && lines[i].startsWith("#warning\t"); i++) {
+    let w: unknown;
+    try {
+      w = JSON.parse(lines[i].slice("#warning\t".length));
+    } catch {
+      return null;
+    }
+    if (typeof w !== "string") return null;
+    ix.warnings.push(w);
+  }
+  for (; i < lines.length; i++) {
     const f = lines[i].split("\t").map(Number);
     if (f.length !== (format === "bgzf" ? 5 : 3) || !f.every((x) => Number.isSafeInteger(x) && x >= 0)) return null;
     const e: IndexEntry = { record: f[0], offset: f[1], line: f[2] };
@@ -128,6 +154,13 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
   // BGZF: the blocks decompressed so far that may still hold a record's header.
   const blocks: { coffset: number; uoffset: number; end: number }[] = [];
   let head = 0;
+  const warnings: string[] = [];
+  const onWarning = (m: string) => {
+    warnings.push(m);
+    if (opts.onWarning) opts.onWarning(m);
+    else process.stderr.write(`virnuc: warning: ${m}\n`);
+  };
+  const summary = newReadSummary();
   const decoder: ReadOptions["decoder"] =
     format === "bgzf"
       ? (p) =>
@@ -135,7 +168,7 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
             ? (from) => bgzfText(path, from, { coffset: 0, uoffset: 0 }, opts.onRead, (b) => blocks.push({ coffset: b.coffset, uoffset: b.uoffset, end: b.uoffset + b.data.length }))
             : null
       : undefined;
-  for await (const rec of readFasta([path], { onWarning: opts.onWarning, onRead: opts.onRead, decoder })) {
+  for await (const rec of readFasta([path], { onWarning, onRead: opts.onRead, decoder, summary })) {
     // Headers come in increasing offsets: blocks ending before this one are done with.
     while (head < blocks.length && blocks[head].end <= rec.offset) head++;
     // A reader that gives no offset for this input cannot start inside it.
@@ -151,18 +184,21 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
       head = 0;
     }
   }
-  return { path, format, bytes: st.size, mtimeMs: st.mtimeMs, stride, records, entries };
+  const sha256 = summary.inputs[0]?.sha256 ?? undefined;
+  return { path, format, bytes: st.size, mtimeMs: st.mtimeMs, stride, records, entries, warnings, ...(sha256 ? { sha256 } : {}) };
 }
 
-/** The reader's decoder for the BGZF inputs among `indexes`: it starts at an indexed record's block. */
-function bgzfDecoder(indexes: FileIndex[], onRead?: (bytes: number) => void): ReadOptions["decoder"] {
-  const byPath = new Map(indexes.filter((ix) => ix.format === "bgzf").map((ix) => [ix.path, ix]));
-  if (byPath.size === 0) return undefined;
+/**
+ * The reader's decoder for the BGZF inputs among `paths` (by `formats`): a file is started at its
+ * beginning, or the seek point's file at the seek point's block.
+ */
+function seekDecoder(paths: string[], formats: IndexFormat[], at: RangeSeek, onRead?: (bytes: number) => void): ReadOptions["decoder"] {
+  if (!formats.includes("bgzf")) return undefined;
   return (path) => {
-    const ix = byPath.get(path);
-    if (!ix) return null;
+    const fi = paths.indexOf(path);
+    if (fi < 0 || formats[fi] !== "bgzf") return null;
     return (from) => {
-      const block = from === 0 ? { coffset: 0, uoffset: 0 } : ix.entries.find((e) => e.offset === from)?.block;
+      const block = from === 0 ? { coffset: 0, uoffset: 0 } : path === paths[at.start.fileIndex] && from === at.start.offset ? at.block : undefined;
       if (!block) throw new Error(`BGZF decoder: offset ${from} of ${path} is not an indexed record`);
       return bgzfText(path, from, block, onRead);
     };
@@ -206,18 +242,27 @@ export async function loadOrBuildIndex(
   return { index, built: true, at: "" };
 }
 
+/**
+ * Where a reader starts to reach a record: an indexed record (file, byte offset, its global
+ * record index, line, and for BGZF its block) and how many records to skip from there.
+ */
+export interface RangeSeek {
+  start: NonNullable<ReadOptions["start"]>;
+  skip: number;
+  block?: { coffset: number; uoffset: number };
+}
+
 /** Where to start reading for global record `record`: a reader start and the records to skip. */
-export function seekRecord(
-  indexes: FileIndex[],
-  record: number,
-): { start: NonNullable<ReadOptions["start"]>; skip: number } | null {
+export function seekRecord(indexes: FileIndex[], record: number): RangeSeek | null {
   let base = 0;
   for (let fi = 0; fi < indexes.length; fi++) {
     const ix = indexes[fi];
     if (record < base + ix.records) {
       const local = record - base;
       const e = ix.entries[Math.floor(local / ix.stride)];
-      return { start: { fileIndex: fi, offset: e.offset, index: base + e.record, line: e.line }, skip: local - e.record };
+      const at: RangeSeek = { start: { fileIndex: fi, offset: e.offset, index: base + e.record, line: e.line }, skip: local - e.record };
+      if (e.block) at.block = { ...e.block };
+      return at;
     }
     base += ix.records;
   }
@@ -237,9 +282,24 @@ export async function* readRecordRange(
 ): AsyncGenerator<FastaRecord> {
   const at = seekRecord(indexes, first);
   if (!at || count <= 0) return;
+  yield* readFromSeek(paths, indexes.map((ix) => ix.format), at, count, opts);
+}
+
+/**
+ * `count` records from a seek point (seekRecord's answer, e.g. sent to a worker): needs only the
+ * paths and each one's format, not the indexes.
+ */
+export async function* readFromSeek(
+  paths: string[],
+  formats: IndexFormat[],
+  at: RangeSeek,
+  count: number,
+  opts: Pick<ReadOptions, "onWarning" | "onRead"> = {},
+): AsyncGenerator<FastaRecord> {
+  if (count <= 0) return;
   let skip = at.skip;
   let left = count;
-  for await (const rec of readFasta(paths, { ...opts, start: at.start, decoder: bgzfDecoder(indexes, opts.onRead) })) {
+  for await (const rec of readFasta(paths, { ...opts, start: at.start, decoder: seekDecoder(paths, formats, at, opts.onRead) })) {
     if (skip > 0) {
       skip--;
       continue;

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { writeError } from "../output/atomic.ts";
 import { loadModels, resolveModels, fingerprintModels, type LoadedModels } from "./models.ts";
 import { PartStore, FINAL_OUTPUTS, type RunState, type PartEntry } from "./store.ts";
-import { readParts, inShard, describeInputs, type SourceSummary } from "./source.ts";
+import { readParts, readWork, inShard, describeInputs, type SourceSummary } from "./source.ts";
 import { processParts, type PartTelemetry } from "./process.ts";
 import { assembleOutputs } from "./assemble.ts";
 import { runWorkers, type WorkerInit } from "./workers.ts";
@@ -109,19 +109,20 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
       }
     }
     const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
-    const parts = readParts({ inputs: plan.inputs, windowReads: plan.windowReads, shard: plan.shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") }, summary);
+    const source = { inputs: plan.inputs, windowReads: plan.windowReads, shard: plan.shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") };
     progress.trackInput(() => summary.read, state.inputs);
     const telemetry: PartTelemetry[] = [];
     for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);
     progress.start(done.size);
     const onPart = (_entry: PartEntry, t: PartTelemetry, worker?: string) => {
       telemetry.push(t);
+      if (summary.expectedReads !== undefined) progress.setExpectedReads(summary.expectedReads);
       progress.part(t, worker);
     };
 
     const t1 = performance.now();
     if (models) {
-      await processParts(plan, models, parts, { done: onPart, warn }, control);
+      await processParts(plan, models, readParts(source, summary), { done: onPart, warn }, control);
     } else {
       const init: WorkerInit = {
         plan: {
@@ -139,7 +140,8 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
         parentPid: process.pid,
       };
       const warned = new Set<string>();
-      const descs = await runWorkers(plan.slots, init, parts, {
+      // Workers read their parts themselves when the inputs can be seeked (readWork).
+      const descs = await runWorkers(plan.slots, init, readWork(source, summary), {
         done: onPart,
         warn: (m) => {
           if (!warned.has(m)) warned.add(m), warn(m);
@@ -200,6 +202,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
 function inputHashes(summary: SourceSummary): Map<string, string> {
   const m = new Map<string, string>();
   for (const i of summary.read?.inputs ?? []) if (i.sha256) m.set(i.path === "-" ? "-" : resolve(i.path), i.sha256);
+  for (const [path, sha256] of summary.inputSha256 ?? []) m.set(path, sha256);
   return m;
 }
 

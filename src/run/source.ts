@@ -9,7 +9,7 @@ import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
-import { indexedShardParts, shardIndexes } from "./shard-source.ts";
+import { indexedParts, indexedShardParts, shardIndexes, workerIndexes, type PartWork } from "./shard-source.ts";
 
 export interface SourceSummary {
   /** parts in the whole input (known once the input has been read to the end) */
@@ -18,6 +18,10 @@ export interface SourceSummary {
   skipped: number;
   /** what the reader learnt: per input sha256, bytes, format; record and warning counts */
   read?: ReadSummary;
+  /** the reads this run computes, when known before reading them (from the inputs' record index) */
+  expectedReads?: number;
+  /** sha256 of inputs by absolute path, from their record index when the records were not read here */
+  inputSha256?: Map<string, string>;
 }
 
 /**
@@ -98,4 +102,18 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
   yield* flush();
   summary.totalParts = k;
   summary.totalRecords = total;
+}
+
+/**
+ * The parts for worker subprocesses: when every input is a plain or BGZF file, descriptors that
+ * the workers read themselves (the records are not read here, nor sent over IPC); otherwise
+ * (streams, plain gzip, zstd) the records, as readParts yields them.
+ */
+export async function* readWork(opts: SourceOptions, summary: SourceSummary): AsyncGenerator<PartWork> {
+  const indexes = opts.indexDir ? await workerIndexes(opts, opts.indexDir) : null;
+  if (indexes) {
+    summary.inputSha256 = new Map(indexes.flatMap((ix, i): [string, string][] => (ix.sha256 ? [[resolve(opts.inputs[i]), ix.sha256]] : [])));
+    return yield* indexedParts(opts, summary, indexes, true);
+  }
+  yield* readParts(opts, summary);
 }

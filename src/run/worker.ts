@@ -1,6 +1,7 @@
 /**
  * A worker subprocess (`virnuc __worker`, started by workers.ts): loads the models on its
- * device and runs processParts over the parts the parent sends, reporting each finished part.
+ * device and runs processParts over the parts the parent sends (their records, or a descriptor
+ * from which it reads them itself: readPartRef), reporting each finished part.
  * Errors go to the parent typed (fatal / device / stopped). It never outlives the parent:
  * the kernel kills it when the parent dies (Linux parent-death signal), and the closed IPC
  * channel or a changed parent pid ends it too.
@@ -9,6 +10,7 @@ import { dlopen, FFIType } from "bun:ffi";
 import { processParts } from "./process.ts";
 import { loadModels, type LoadedModels } from "./models.ts";
 import type { PartInput } from "./chain.ts";
+import { isPartRef, readPartRef, type PartWork } from "./shard-source.ts";
 import { fromWire, type FromChild, type ToChild, type WorkerErrorKind, type WorkerInit } from "./workers.ts";
 import { EngineError, OutOfMemoryError, CancelledError } from "../engine/engine.ts";
 import { Status } from "../engine/ffi.ts";
@@ -57,7 +59,7 @@ export async function workerMain(): Promise<void> {
   watchParent(parentPid);
   const control = new StopControl();
   trapSignals(control);
-  const queue: PartInput[] = [];
+  const queue: PartWork[] = [];
   let ended = false;
   let wake: (() => void) | null = null;
   let initMsg: WorkerInit | null = null;
@@ -98,7 +100,9 @@ export async function workerMain(): Promise<void> {
         for (;;) {
           if (control.signal) throw new RunStopped(control.signal, init.plan.dir);
           if (queue.length) {
-            yield queue.shift()!;
+            // A descriptor is read here, while the device encodes the part before it.
+            const w = queue.shift()!;
+            yield isPartRef(w) ? await readPartRef(w) : w;
             continue;
           }
           if (ended) return;

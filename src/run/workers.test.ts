@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { fromWire, toWire } from "./workers.ts";
 import { errorKind } from "./worker.ts";
+import { isPartRef, type PartRef } from "./shard-source.ts";
 import { CancelledError, EngineError, NonFiniteError, OutOfMemoryError } from "../engine/engine.ts";
 import { Status } from "../engine/ffi.ts";
 import { UserError } from "../util/errors.ts";
@@ -13,7 +14,26 @@ describe("worker IPC", () => {
     const part = { index: 9, records: [{ id: "r\u00e9 1", seq, file: "/in.fa", line: 3, offset: -1, index: 41 }] };
     const back = fromWire(JSON.parse(JSON.stringify(toWire(part))));
     expect(back.index).toBe(9);
+    if (isPartRef(back)) throw new Error("records came back as a descriptor");
     expect(back.records[0]).toEqual({ ...part.records[0], seq });
+  });
+
+  test("a part descriptor crosses the wire as it is, without records", () => {
+    const ref: PartRef = {
+      index: 4,
+      first: 2800,
+      count: 700,
+      seek: { start: { fileIndex: 1, offset: 123456, index: 2000, line: 4001 }, skip: 800, block: { coffset: 9000, uoffset: 120000 } },
+      inputs: [
+        { path: "/a.fa", format: "plain", bytes: 10, mtimeMs: 1.5 },
+        { path: "/b.fa.gz", format: "bgzf", bytes: 20, mtimeMs: 2.25 },
+      ],
+    };
+    const wire = toWire(ref);
+    expect("records" in wire).toBe(false);
+    const back = fromWire(JSON.parse(JSON.stringify(wire)));
+    expect(isPartRef(back)).toBe(true);
+    expect(back).toEqual(ref);
   });
 
   test("error kinds are typed, never read from the message", () => {

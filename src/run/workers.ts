@@ -1,8 +1,10 @@
 /**
  * Worker subprocesses, one per GPU (CUDA_VISIBLE_DEVICES) or CPU worker: process management and
  * IPC only (each child runs worker.ts, which calls processParts like a single-process run).
- * The parent reads the input and deals parts from one queue to whichever child has room, so all
- * finish together.
+ * The parent deals parts from one queue to whichever child has room, so all finish together.
+ * When every input can be seeked (plain or BGZF files, through their record index) a part is
+ * dealt as a descriptor and the child reads its records itself; otherwise (streams, plain gzip,
+ * zstd) the parent reads the input and sends each part's records.
  *
  * Failures end cleanly: a child's fatal error (typed, never guessed from its text) stops the
  * dealing, every child is told to stop, given GRACE_MS, then killed; the run fails with that
@@ -15,6 +17,8 @@ import type { PartInput } from "./chain.ts";
 import type { PartPlan, Precision, WorkerSlot } from "./plan.ts";
 import type { PartTelemetry } from "./process.ts";
 import type { PartEntry } from "./store.ts";
+import { isPartRef, type PartRef, type PartWork } from "./shard-source.ts";
+import { appendFileSync } from "node:fs";
 import { UserError } from "../util/errors.ts";
 import { STOP_SIGNALS, SIGNAL_EXIT, RunStopped, type StopControl } from "./stop.ts";
 
@@ -28,11 +32,13 @@ export interface WorkerInit {
   parentPid: number;
 }
 
-/** A part on the wire: sequences as latin1 strings (bytes 0-255 map one to one). */
-export interface WirePart {
-  index: number;
-  records: { id: string; seq: string; index: number; file: string; line: number; offset: number }[];
-}
+/**
+ * A part on the wire: its records, sequences as latin1 strings (bytes 0-255 map one to one), or
+ * a descriptor the child reads the records from.
+ */
+export type WirePart =
+  | { index: number; records: { id: string; seq: string; index: number; file: string; line: number; offset: number }[] }
+  | { index: number; ref: PartRef };
 
 export type ToChild =
   | { type: "init"; init: WorkerInit }
@@ -55,7 +61,8 @@ export type FromChild =
   | { type: "warning"; message: string }
   | { type: "error"; kind: WorkerErrorKind; message: string };
 
-export function toWire(p: PartInput): WirePart {
+export function toWire(p: PartWork): WirePart {
+  if (isPartRef(p)) return { index: p.index, ref: p };
   return {
     index: p.index,
     records: p.records.map((r) => ({
@@ -69,7 +76,8 @@ export function toWire(p: PartInput): WirePart {
   };
 }
 
-export function fromWire(p: WirePart): PartInput {
+export function fromWire(p: WirePart): PartWork {
+  if ("ref" in p) return p.ref;
   return { index: p.index, records: p.records.map((r) => ({ ...r, seq: new Uint8Array(Buffer.from(r.seq, "latin1")) })) };
 }
 
@@ -85,6 +93,9 @@ export interface WorkerOptions {
   /** how often children may die holding one part before the run gives up */
   maxPartLosses?: number;
 }
+
+/** Test seam: VIRNUC_TEST_WIRE_LOG=FILE gets one line per part dealt: index, "ref" or "records", JSON size. */
+const WIRE_LOG = process.env.VIRNUC_TEST_WIRE_LOG;
 
 const MAX_OUTSTANDING = 2; // one computing, one being prepared
 
@@ -107,7 +118,7 @@ function stoppedExit(child: Subprocess): boolean {
 export async function runWorkers(
   slots: WorkerSlot[],
   init: WorkerInit,
-  parts: AsyncIterable<PartInput>,
+  parts: AsyncIterable<PartWork>,
   events: WorkerEvents,
   control: StopControl,
   opts: WorkerOptions = {},
@@ -117,7 +128,7 @@ export async function runWorkers(
   const maxPartLosses = opts.maxPartLosses ?? 3;
   const source = parts[Symbol.asyncIterator]();
   let sourceDone = false;
-  const requeued: PartInput[] = [];
+  const requeued: PartWork[] = [];
   const losses = new Map<number, number>();
   let failure: Error | null = null;
   const descriptions: string[] = [];
@@ -144,10 +155,10 @@ export async function runWorkers(
   };
   control.onStop(() => haltAll());
 
-  const nextPart = async (): Promise<PartInput | null> => {
+  const nextPart = async (): Promise<PartWork | null> => {
     if (requeued.length) return requeued.shift()!;
     if (sourceDone) return null;
-    let n: IteratorResult<PartInput>;
+    let n: IteratorResult<PartWork>;
     try {
       n = await source.next();
     } catch (err) {
@@ -166,7 +177,7 @@ export async function runWorkers(
   const runSlot = async (slot: WorkerSlot) => {
     let restarts = 0;
     while (!halted()) {
-      const outstanding = new Map<number, PartInput>();
+      const outstanding = new Map<number, PartWork>();
       let ready = false;
       let ended = false;
       let stoppedBySelf = false;
@@ -210,7 +221,9 @@ export async function runWorkers(
           }
           if (p) {
             outstanding.set(p.index, p);
-            send(child, { type: "part", part: toWire(p) });
+            const wire = toWire(p);
+            if (WIRE_LOG) appendFileSync(WIRE_LOG, `${p.index}\t${"ref" in wire ? "ref" : "records"}\t${JSON.stringify(wire).length}\n`);
+            send(child, { type: "part", part: wire });
             continue;
           }
           ended = true;
