@@ -1,7 +1,8 @@
 // Native checks of the CPU GEMM on every kernel path this CPU supports (AVX-512, AVX2+FMA,
 // portable): against a double-precision loop on awkward shapes (edge rows, edge panels, several
 // K blocks, epilogues), bit-identical rows whatever M and thread count, and the paths against
-// each other (the FMA paths bit for bit, the portable one within the CPU tolerance).
+// each other (the FMA paths bit for bit, the portable one within the CPU tolerance); the weight
+// packing against its definition on 1-4 threads.
 // Build and run: cmake --build build/native --target cpu_gemm_test && build/native/cpu_gemm_test
 #include <cmath>
 #include <cstdio>
@@ -93,6 +94,61 @@ static std::vector<Case> run_path(const Kernels& kern) {
   return results;
 }
 
+// Packing on 1..4 threads, in tasks of 2 MiB or of a few panel rows (so that tasks start and end
+// inside panels), and from several stacked blocks: the same bits as the layout's definition
+// (panel p, row kk, lane c = W[p*nr + c][kk], zero past the last row; bias zero-padded).
+static void check_packing(const Kernels& kern) {
+  std::mt19937 gen(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  ThreadPool pools[] = {ThreadPool(1), ThreadPool(2), ThreadPool(3), ThreadPool(4)};
+  const int shapes[][2] = {{1, 1}, {33, 5}, {96, 513}, {200, 1000}, {1100, 700}};
+  const int nr = kern.nr;
+  for (const auto& s : shapes) {
+    const int N = s[0], K = s[1];
+    std::vector<float> W(size_t(N) * K), bias(N);
+    for (float& x : W) x = u(gen);
+    for (float& x : bias) x = u(gen);
+    const int64_t panels = (N + nr - 1) / nr;
+    std::vector<float> want(size_t(panels) * K * nr, 0.0f), want_bias(size_t(panels) * nr, 0.0f);
+    for (int j = 0; j < N; ++j) {
+      want_bias[j] = bias[j];
+      for (int k = 0; k < K; ++k) want[size_t(j / nr) * K * nr + size_t(k) * nr + j % nr] = W[size_t(j) * K + k];
+    }
+    auto same = [&](const PackedLinear& P, const char* what) {
+      const bool ok = P.n == N && P.k == K && P.nr == nr && P.panels == panels && P.w.size() == want.size() &&
+                      P.bias.size() == want_bias.size() &&
+                      std::memcmp(P.w.data(), want.data(), want.size() * 4) == 0 &&
+                      std::memcmp(P.bias.data(), want_bias.data(), want_bias.size() * 4) == 0;
+      check(ok, kern.name, what, 0, N, K);
+    };
+    PackedLinear serial;
+    pack_linear(&serial, W.data(), bias.data(), N, K, &kern);
+    same(serial, "packed on the calling thread");
+    // Three stacked blocks (as ESM-2's query, key and value), unequal sizes.
+    const int n0 = N / 3, n1 = N / 2 - N / 3;
+    const LinearRows blocks[3] = {{W.data(), bias.data(), n0},
+                                  {W.data() + size_t(n0) * K, bias.data() + n0, n1},
+                                  {W.data() + size_t(n0 + n1) * K, bias.data() + n0 + n1, N - n0 - n1}};
+    for (ThreadPool& pool : pools)
+      for (int64_t chunk : {int64_t(0), int64_t(3) * nr, int64_t(37) * nr + 5}) {
+        PackedLinear P;
+        pack_linear(&P, blocks, 3, K, &pool, &kern, chunk);
+        same(P, "packed on a pool, in tasks, from three blocks");
+      }
+    PackedLinear P;
+    pack_linear(&P, W.data(), bias.data(), N, K, &kern, &pools[3]);
+    same(P, "packed on a pool of 4");
+  }
+  // Without a bias: zeros.
+  std::vector<float> W(size_t(40) * 3, 1.0f);
+  PackedLinear P;
+  pack_linear(&P, W.data(), nullptr, 40, 3, &kern, &pools[1]);
+  bool zeros = true;
+  for (size_t i = 0; i < P.bias.size(); ++i) zeros = zeros && P.bias.data()[i] == 0.0f;
+  check(zeros, kern.name, "no bias packs zeros", 0, 40, 3);
+  std::printf("[%s] packing: same bits on 1-4 threads, any task size, stacked blocks\n", kern.name);
+}
+
 int main() {
   std::printf("process kernels: %s (%s)\n", kernels().name, kernels().label);
   std::vector<std::vector<Case>> runs;
@@ -104,6 +160,7 @@ int main() {
       continue;
     }
     paths.push_back(k);
+    check_packing(*k);
     runs.push_back(run_path(*k));
   }
   // The paths against the first (the widest this CPU has).

@@ -1,12 +1,15 @@
 // Loading a model on the CPU backend converts its tensors to FP32 on background threads, ahead of
-// the backend taking them (build_weight_set, WeightPrefetch): the weights must come out exactly as
-// converting each tensor on first use does, whatever the number of threads.
+// the backend taking them (build_weight_set, WeightPrefetch), and packs them for the GEMM on the
+// engine's threads (pack_linear): the weights must come out exactly as converting each tensor on
+// first use does, whatever the number of conversion threads and of engine threads.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { PREFETCH_CFG, prefetchEmbeddings } from "./prefetch-model.ts";
+import { PREFETCH_CFG, prefetchEmbeddings, prefetchModel, prefetchProteins } from "./prefetch-model.ts";
+import { esm2Embed } from "./reference.ts";
+import { cosine, maxAbsDiff } from "./tiny.ts";
 
-function inChild(convertThreads: string): number[] {
-  const p = Bun.spawnSync([process.execPath, join(import.meta.dir, "prefetch-model.ts")], {
+function inChild(convertThreads: string, engineThreads = 2): number[] {
+  const p = Bun.spawnSync([process.execPath, join(import.meta.dir, "prefetch-model.ts"), String(engineThreads)], {
     env: { ...process.env, VIRNUC_CONVERT_THREADS: convertThreads },
     stderr: "pipe",
   });
@@ -14,11 +17,25 @@ function inChild(convertThreads: string): number[] {
   return JSON.parse(p.stdout.toString());
 }
 
+const prefetched = prefetchEmbeddings();
+
 test("background FP32 conversion gives the same embeddings as converting on first use", () => {
-  const prefetched = prefetchEmbeddings();
   expect(prefetched.length).toBe(3 * PREFETCH_CFG.hidden);
   expect(prefetched.every(Number.isFinite)).toBe(true);
   expect(prefetched.some((v) => v !== 0)).toBe(true);
   expect(inChild("0")).toEqual(prefetched);
   expect(inChild("1")).toEqual(prefetched);
+}, 120_000);
+
+test("weights packed on 1, 2 or 3 engine threads give the same embeddings, and the right ones", () => {
+  // One engine thread packs every task itself; three split them unevenly (the machine may have fewer cores).
+  expect(inChild("", 1)).toEqual(prefetched);
+  expect(inChild("0", 3)).toEqual(prefetched);
+  // Against the float64 reference (the 9-token protein): the packed layers hold the right values.
+  const m = prefetchModel();
+  const H = PREFETCH_CFG.hidden;
+  const got = prefetched.slice(H, 2 * H);
+  const want = esm2Embed(m.weights, m.config, prefetchProteins()[1]);
+  expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(1e-4);
+  expect(cosine(got, want)).toBeGreaterThanOrEqual(0.99999);
 }, 120_000);

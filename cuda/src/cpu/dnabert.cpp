@@ -88,10 +88,10 @@ class Dnabert : public CpuModel {
 
 }  // namespace
 
-vn_status load_dnabert(const vn_model_config& cfg, const WeightSet& ws, std::unique_ptr<CpuModel>* out) {
+vn_status load_dnabert(const vn_model_config& cfg, const WeightSet& ws, ThreadPool* pool, std::unique_ptr<CpuModel>* out) {
   auto m = std::make_unique<Dnabert>(cfg);
   const int64_t H = cfg.hidden, I = cfg.intermediate, V = cfg.vocab;
-  WeightTaker w{ws};
+  WeightTaker w{ws, pool};
   m->word = w.take("embeddings.word_embeddings.weight", {V, H});
   std::vector<float> tt = w.take("embeddings.token_type_embeddings.weight", {2, H});
   if (w.status == VN_OK) m->token_type0.assign(tt.begin(), tt.begin() + H);

@@ -81,9 +81,11 @@ class CpuEngine : public Engine {
       return fail(VN_ERR_UNSUPPORTED, std::string("the CPU backend computes in fp32 only (") +
                                           (precision == VN_PREC_FP16 ? "fp16" : "fp8") + " requested)");
     std::unique_ptr<CpuModel> m;
-    vn_status s = cfg.arch == VN_ARCH_ESM2      ? cpu::load_esm2(cfg, weights, &m)
-                  : cfg.arch == VN_ARCH_DNABERT ? cpu::load_dnabert(cfg, weights, &m)
-                  : cfg.arch == VN_ARCH_MLP     ? cpu::load_mlp(cfg, weights, &m)
+    // The weights are packed on the engine's threads, which embed/classify use under the same lock.
+    std::lock_guard<std::mutex> lock(mu_);
+    vn_status s = cfg.arch == VN_ARCH_ESM2      ? cpu::load_esm2(cfg, weights, &pool_, &m)
+                  : cfg.arch == VN_ARCH_DNABERT ? cpu::load_dnabert(cfg, weights, &pool_, &m)
+                  : cfg.arch == VN_ARCH_MLP     ? cpu::load_mlp(cfg, weights, &pool_, &m)
                                                 : fail(VN_ERR_INVALID, "unknown arch " + std::to_string(cfg.arch));
     if (s != VN_OK) return s;
     *out = m.release();

@@ -92,10 +92,10 @@ class Esm2 : public CpuModel {
 
 }  // namespace
 
-vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, std::unique_ptr<CpuModel>* out) {
+vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, ThreadPool* pool, std::unique_ptr<CpuModel>* out) {
   auto m = std::make_unique<Esm2>(cfg);
   const int64_t H = cfg.hidden, I = cfg.intermediate, V = cfg.vocab, hd = cfg.hidden / cfg.n_heads;
-  WeightTaker w{ws};
+  WeightTaker w{ws, pool};
   m->word = w.take("embeddings.word_embeddings.weight", {V, H});
   m->layers.resize(static_cast<size_t>(cfg.n_layers));
   for (int l = 0; l < cfg.n_layers && w.status == VN_OK; ++l) {
@@ -104,16 +104,17 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, std::unique
     L.ln_attn_w = w.take(p + "attention.LayerNorm.weight", {H});
     L.ln_attn_b = w.take(p + "attention.LayerNorm.bias", {H});
     {
-      // Query, key and value as one (3H, H) GEMM.
-      std::vector<float> wqkv, bqkv;
-      for (const char* name : {"query", "key", "value"}) {
-        std::vector<float> wt = w.take(p + "attention.self." + name + ".weight", {H, H});
-        std::vector<float> bt = w.take(p + "attention.self." + name + ".bias", {H});
-        wqkv.insert(wqkv.end(), wt.begin(), wt.end());
-        bqkv.insert(bqkv.end(), bt.begin(), bt.end());
+      // Query, key and value as one (3H, H) GEMM, packed straight from the three tensors.
+      std::vector<float> wt[3], bt[3];
+      const char* names[3] = {"query", "key", "value"};
+      for (int i = 0; i < 3; ++i) {
+        wt[i] = w.take(p + "attention.self." + names[i] + ".weight", {H, H});
+        bt[i] = w.take(p + "attention.self." + names[i] + ".bias", {H});
       }
       if (w.status != VN_OK) break;
-      pack_linear(&L.qkv, wqkv.data(), bqkv.data(), 3 * H, H);
+      const LinearRows blocks[3] = {{wt[0].data(), bt[0].data(), H}, {wt[1].data(), bt[1].data(), H},
+                                    {wt[2].data(), bt[2].data(), H}};
+      pack_linear(&L.qkv, blocks, 3, H, pool);
     }
     L.inv_freq = w.take(p + "attention.self.rotary_embeddings.inv_freq", {hd / 2});
     w.linear(&L.out, p + "attention.output.dense.weight", p + "attention.output.dense.bias", H, H);

@@ -21,9 +21,24 @@ struct PackedLinear {
   FloatBuffer bias;  // (panels * nr), zeros where the layer has no bias
 };
 
+// One block of a Linear layer's output rows: W [n,k] row-major, bias [n] or nullptr.
+struct LinearRows {
+  const float* w = nullptr;
+  const float* bias = nullptr;
+  int64_t n = 0;
+};
+
+// Packs the blocks stacked in order (e.g. query, key and value as one (3H, H) layer) for `kern`
+// (default: the process's kernels()). With a pool, its threads pack in parallel, each allocating
+// (first-touching) the stretches of the packed buffer it writes: tasks of `chunk` floats (0: 2 MiB,
+// one transparent huge page of FloatBuffer's; rounded to whole panel rows) over the panels. Each
+// packed value is a copy, so the result is the same bits whatever the pool and the chunk.
+void pack_linear(PackedLinear* out, const LinearRows* blocks, int n_blocks, int64_t k, ThreadPool* pool,
+                 const Kernels* kern = nullptr, int64_t chunk = 0);
+
 // W [n,k] row-major; bias [n] or nullptr. Packed for `kern` (default: the process's kernels()).
 void pack_linear(PackedLinear* out, const float* w, const float* bias, int64_t n, int64_t k,
-                 const Kernels* kern = nullptr);
+                 const Kernels* kern = nullptr, ThreadPool* pool = nullptr);
 
 enum class Act { kNone, kGelu };
 

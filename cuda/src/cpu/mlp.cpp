@@ -49,10 +49,10 @@ class Mlp : public CpuModel {
 
 }  // namespace
 
-vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, std::unique_ptr<CpuModel>* out) {
+vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, ThreadPool* pool, std::unique_ptr<CpuModel>* out) {
   auto m = std::make_unique<Mlp>(cfg);
   const int64_t F = cfg.hidden, U = cfg.intermediate, C = cfg.n_classes;
-  WeightTaker w{ws};
+  WeightTaker w{ws, pool};
   w.linear(&m->hidden_layer, "hidden_layer.weight", "hidden_layer.bias", U, F);
   std::vector<float> g = w.take("bn1.weight", {U});
   std::vector<float> b = w.take("bn1.bias", {U});

@@ -28,7 +28,7 @@ void WeightTaker::linear(PackedLinear* out, const std::string& weight, const std
   std::vector<float> b;
   if (!bias.empty()) b = take(bias, {n});
   if (status != VN_OK) return;
-  pack_linear(out, w.data(), bias.empty() ? nullptr : b.data(), n, k);
+  pack_linear(out, w.data(), bias.empty() ? nullptr : b.data(), n, k, nullptr, pool);
 }
 
 }  // namespace vn::cpu

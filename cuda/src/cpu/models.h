@@ -23,13 +23,16 @@ class CpuModel : public vn::Model {
   virtual int64_t pooled_rows(int64_t n_tokens) const { return n_tokens; }
 };
 
-vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, std::unique_ptr<CpuModel>* out);
-vn_status load_dnabert(const vn_model_config& cfg, const WeightSet& ws, std::unique_ptr<CpuModel>* out);
-vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, std::unique_ptr<CpuModel>* out);
+// The weights are packed on `pool`'s threads (the engine's; nullptr: on the calling thread).
+vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, ThreadPool* pool, std::unique_ptr<CpuModel>* out);
+vn_status load_dnabert(const vn_model_config& cfg, const WeightSet& ws, ThreadPool* pool,
+                       std::unique_ptr<CpuModel>* out);
+vn_status load_mlp(const vn_model_config& cfg, const WeightSet& ws, ThreadPool* pool, std::unique_ptr<CpuModel>* out);
 
 // Load helpers: take a checked tensor out of the set (its FP32 data is moved, not copied).
 struct WeightTaker {
   const WeightSet& ws;
+  ThreadPool* pool = nullptr;  // packs on these threads (nullptr: the calling thread)
   vn_status status = VN_OK;
   std::vector<float> take(const std::string& name, std::initializer_list<int64_t> shape);
   // Packs a Linear layer (weight [n,k], optional bias [n]) and frees the source arrays.
