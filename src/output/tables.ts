@@ -31,17 +31,21 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
   }
   const recordIndex = p.records.recordIndex;
   const frameRecordIndex = recordIndexOfRows(recordIndex, frameWindowRecord);
+  // the frame columns shared by predictions (with the scores) and embed's frames table
+  const frameColumns = {
+    frameId: p.frameIds,
+    windowId: { values: p.windowIds, index: p.frameWindow },
+    sequenceId: { values: p.records.ids, index: frameWindowRecord },
+    windowIndex: frameK,
+    windowStart: frameStart,
+    windowEnd: frameEnd,
+    frame: p.frameNames,
+    proteinLength: p.proteinLength,
+  };
   if (c.calls) {
     const { frames, windows, sequences } = c.calls;
     const predictions = predictionsBatch({
-      frameId: p.frameIds,
-      windowId: { values: p.windowIds, index: p.frameWindow },
-      sequenceId: { values: p.records.ids, index: frameWindowRecord },
-      windowIndex: frameK,
-      windowStart: frameStart,
-      windowEnd: frameEnd,
-      frame: p.frameNames,
-      proteinLength: p.proteinLength,
+      ...frameColumns,
       scoreOthers: frames.scoreOthers,
       scoreVirus: frames.scoreVirus,
       isVirus: frames.isVirus,
@@ -71,15 +75,8 @@ export function partTables(c: ClassifiedPart, opts: { embeddingsDtype: Embedding
   } else {
     // embed: the frames table, so that embeddings join to positions without the classifier
     const frames = framesBatch({
-      frameId: p.frameIds,
-      windowId: { values: p.windowIds, index: p.frameWindow },
-      sequenceId: { values: p.records.ids, index: frameWindowRecord },
+      ...frameColumns,
       recordIndex: frameRecordIndex,
-      windowIndex: frameK,
-      windowStart: frameStart,
-      windowEnd: frameEnd,
-      frame: p.frameNames,
-      proteinLength: p.proteinLength,
       sequenceLength: Float64Array.from(frameWindowRecord, (rec) => p.records.lengths[rec]),
     });
     files.push({ suffix: "frames.arrow", data: ipcFileBytes(frames) });
