@@ -2,11 +2,13 @@
 # One call on the GPU machine for the lean model load and --precision fp8, in stages (STAGES,
 # default "check bench load"); everything is also in $OUT/log.txt, result JSON in $OUT/results.
 #   check    build libvirnuc + vn_cuda_check; CUDA vs CPU FP32 (fp16, fp8, outlier channels)
+#   golden   golden tests + the cancel test on the CUDA backend (bun test)
 #   fp8variants  fp8 checks only, with subsets of the GEMMs in E4M3 (accuracy with outlier channels)
 #   bench    native ESM-2 3B fp16 vs fp8 (tokens/s, GEMM-only bounds, per-op profile, load time, host memory)
 #   load     real `virnuc predict` model loads from mapped safetensors (fp16, fp8): run.json modelLoad,
 #            peak anonymous and file-backed RSS (scripts/device/rss.py)
-#   fullsize ESM-2 3B fp8 vs transformers FP32 on >= 2,000 frames, with and without outlier channels
+#   fullsize ESM-2 3B (FULLSIZE_PRECISION, default fp8) vs transformers FP32 on >= 2,000 frames,
+#            FULLSIZE_VARIANTS "plain --outliers" (with and without outlier channels)
 #   engine   bench engine --peers, ESM-2 fp16 and fp8 side by side
 #   e2e      bench e2e (E2E_READS, E2E_SETS e.g. "0 0,1", E2E_PRECISION)
 #   carry: [".device/bun.xz", ".device/nm.tar.xz", ".device/tokenizer.json"]
@@ -37,6 +39,11 @@ if has check; then
   echo "check exit $? ($(( $(date +%s) - s ))s)"
   grep -E "FAIL|gemm plan.*e4m3|no outer|^\[" "$OUT/check.txt" | head -60
   sed -n '/==== summary/,$p' "$OUT/check.txt"
+fi
+if has golden; then
+  s=$(date +%s)
+  VIRNUC_TEST_BACKEND=cuda timeout "${GOLDEN_TIMEOUT:-150}" bun test test/golden.test.ts test/engine/cancel.test.ts > "$OUT/golden.txt" 2>&1
+  echo "golden exit $? ($(( $(date +%s) - s ))s)"; grep -E "^\(fail\)|pass$|fail$|error" "$OUT/golden.txt" | head -20
 fi
 if has fp8variants; then
   s=$(date +%s)
@@ -76,8 +83,8 @@ if has fullsize; then
   for variant in ${FULLSIZE_VARIANTS:-plain --outliers}; do
     [ "$variant" = plain ] && variant=""
     s=$(date +%s)
-    name=fullsize-fp8${variant:+-outliers}
-    timeout "${FULLSIZE_TIMEOUT:-240}" bun scripts/device/fullsize.ts $TOK --per-length "${PER_LENGTH:-700}" --precision fp8 $variant \
+    name=fullsize-${FULLSIZE_PRECISION:-fp8}${variant:+-outliers}
+    timeout "${FULLSIZE_TIMEOUT:-240}" bun scripts/device/fullsize.ts $TOK --per-length "${PER_LENGTH:-700}" --precision "${FULLSIZE_PRECISION:-fp8}" $variant \
       --out "$OUT/$name" 2>&1 | tail -4
     echo "$name: $(( $(date +%s) - s ))s"
     cp "$OUT/$name/fullsize-summary.json" "$OUT/results/$name.json" 2>/dev/null
