@@ -46,6 +46,8 @@ int g_precision = VN_PREC_FP16;
 bool g_fp8 = false;
 // --fp8-variants: also try subsets of the GEMMs in E4M3 (VIRNUC_FP8_GEMMS), accuracy and speed.
 bool g_fp8_variants = false;
+// --outliers: the benchmark's ESM-2 3B gets outlier channels (what the FP8 outlier handling costs).
+bool g_outliers = false;
 const char* const kFp8Variants[] = {"out,fc1,fc2", "fc1,fc2", "qkv,out", "out,fc2", "fc2"};
 
 // Exploratory checks (--fp8-variants) report MISS instead of failing.
@@ -774,8 +776,22 @@ void run_fp8_checks(Engine& cpu, Engine& gpu) {
       Engine ref(VN_BACKEND_CUDA, g_device);
       check_encoder(std::string("esm-tiny-hd64 fp8 ") + var, esm_config(3, 256, 4), esm_seqs(60, 3, 200, 1, {700}),
                     4096, 1500, want, cpu, ref, VN_PREC_FP8);
+      // The outlier extension and the outlier rows' GEMM through the same fallbacks.
+      check_encoder(std::string("esm2_t12_35M fp8 outliers ") + var, esm_config(12, 480, 20), esm_seqs(40, 3, 170, 3),
+                    4096, 2000, want, cpu, ref, VN_PREC_FP8, true);
     }
     unsetenv(var);
+  }
+  {
+    // Without the outlier handling (VIRNUC_FP8_OUTLIERS=0), for comparison: reported, not a failure.
+    g_soft = true;
+    setenv("VIRNUC_FP8_OUTLIERS", "0", 1);
+    check_encoder("esm2_t12_35M fp8 outliers, no outlier handling", esm_config(12, 480, 20), esm_seqs(200 / k, 3, 170, 3),
+                  4096, 2000, want, cpu, gpu, VN_PREC_FP8, true);
+    check_encoder("esm2_t33_650M fp8 outliers, no outlier handling", esm_config(33, 1280, 20),
+                  esm_seqs(60 / k, 17, 168, 7), 4096, 1200, want, cpu, gpu, VN_PREC_FP8, true);
+    unsetenv("VIRNUC_FP8_OUTLIERS");
+    g_soft = false;
   }
   if (g_fp8_variants) {
     g_soft = true;
@@ -1153,7 +1169,7 @@ void run_bench(const std::vector<int64_t>& budgets, int64_t tokens_per_config, b
   double t0 = now_s();
   Weights w3;
   w3.half = true;
-  add_esm(w3, cfg);
+  add_esm(w3, cfg, g_outliers);
   w3.generate(42);
   std::printf("[esm2_t36_3B] weights generated in %.1fs (%.1f GiB of fp16 on the host)\n", now_s() - t0,
               proc_status_kb("VmRSS") / 1048576.0);
@@ -1313,6 +1329,7 @@ int main(int argc, char** argv) {
     else if (a == "--fp8") g_fp8 = true;
     else if (a == "--fp8-variants") g_fp8 = g_fp8_variants = true;
     else if (a == "--profile") profile = true;
+    else if (a == "--outliers") g_outliers = true;
     else if (a == "--device" && i + 1 < argc) g_device = std::atoi(argv[++i]);
     else if (a == "--tokens" && i + 1 < argc) tokens = std::atoll(argv[++i]);
     else if (a == "--budgets" && i + 1 < argc) {

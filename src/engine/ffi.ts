@@ -51,6 +51,8 @@ const symbols = {
   vn_model_suggest_token_budget: { args: [ptr], returns: i64 },
   vn_fp8_quantize_rows: { args: [ptr, i64, i64, ptr, ptr], returns: i32 },
   vn_fp8_dequantize: { args: [ptr, i64, ptr], returns: i32 },
+  vn_fp8_outlier_channels: { args: [ptr, i64, i64, ptr, ptr], returns: i32 },
+  vn_fp8_quantize_rows_ext: { args: [ptr, i64, i64, ptr, i32, i32, ptr, ptr], returns: i32 },
 } as const;
 
 export type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];

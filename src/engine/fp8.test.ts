@@ -1,6 +1,6 @@
 // The FP8 (E4M3) quantization rules of --precision fp8, through libvirnuc's host reference.
 import { describe, expect, test } from "bun:test";
-import { dequantizeFp8, quantizeRowsFp8 } from "./fp8.ts";
+import { dequantizeFp8, fp8ExtColumns, fp8OutlierChannels, quantizeRowsFp8, quantizeRowsFp8Ext } from "./fp8.ts";
 import { Engine } from "./engine.ts";
 import { tinyEsm } from "../../test/engine/tiny.ts";
 
@@ -97,6 +97,79 @@ describe("per-row scales", () => {
     expect(() => quantizeRowsFp8(new Float32Array(5), 2, 3)).toThrow("do not form 2 x 3");
     expect(() => quantizeRowsFp8(new Float32Array(0), -1, 0)).toThrow("do not form -1 x 0");
     expect(quantizeRowsFp8(new Float32Array(0), 2, 0).scales).toEqual(Float32Array.of(1, 1));
+  });
+});
+
+describe("outlier channels", () => {
+  test("chosen from the LayerNorm gains: above 8x the median, the 16 largest, ascending", () => {
+    const hidden = 320;
+    const rnd = seeded(5);
+    const gains = Float32Array.from({ length: 3 * hidden }, () => 1 + (rnd() - 0.5) * 0.2);
+    expect(fp8OutlierChannels(gains, 3, hidden)).toEqual([]);
+    // Channel 40 is an outlier in one LayerNorm only (negative gains count by magnitude); 7.9x is not.
+    gains[hidden + 40] = -60;
+    gains[2 * hidden + 200] = 55;
+    gains[5] = 7.9;
+    expect(fp8OutlierChannels(gains, 3, hidden)).toEqual([40, 200]);
+    // More than 16 candidates: the 16 largest.
+    for (let j = 0; j < 20; j++) gains[100 + j] = 30 + j;
+    const many = fp8OutlierChannels(gains, 3, hidden);
+    expect(many).toEqual([40, ...Array.from({ length: 14 }, (_, j) => 106 + j), 200]);
+    expect(() => fp8OutlierChannels(gains, 3, hidden + 1)).toThrow("do not form");
+  });
+
+  test("extension: the main bytes as without it, hi/lo pairs that leave only lo x lo of the error", () => {
+    const rnd = seeded(9);
+    const k = 96;
+    const channels = [3, 50, 77];
+    const ext = fp8ExtColumns(channels.length);
+    expect(ext).toBe(16);
+    expect(fp8ExtColumns(0)).toBe(0);
+    expect(fp8ExtColumns(8)).toBe(16);
+    expect(fp8ExtColumns(9)).toBe(32);
+    const rows = 5;
+    const x = Float32Array.from({ length: rows * k }, () => (rnd() - 0.5) * 2);
+    const w = Float32Array.from({ length: rows * k }, () => (rnd() - 0.5) * 0.2);
+    for (let r = 0; r < rows; r++) for (const c of channels) x[r * k + c] *= 40; // outlier activations
+    const plain = quantizeRowsFp8(x, rows, k);
+    const xa = quantizeRowsFp8Ext(x, rows, k, channels, false);
+    const wa = quantizeRowsFp8Ext(w, rows, k, channels, true);
+    expect(xa.ld).toBe(k + ext);
+    for (let r = 0; r < rows; r++) {
+      expect([...xa.q.subarray(r * xa.ld, r * xa.ld + k)]).toEqual([...plain.q.subarray(r * k, (r + 1) * k)]);
+      expect(xa.scales[r]).toBe(plain.scales[r]);
+      expect([...xa.q.subarray(r * xa.ld + k + 2 * channels.length, (r + 1) * xa.ld)].every((b) => b === 0)).toBe(true);
+      channels.forEach((c, j) => expect(xa.q[r * xa.ld + k + j]).toBe(xa.q[r * xa.ld + c])); // activation hi = main byte
+      channels.forEach((c, j) => expect(wa.q[r * wa.ld + k + channels.length + j]).toBe(wa.q[r * wa.ld + c])); // weight hi
+    }
+    // The extended dot product (what the FP8 GEMM computes over K + ext) vs the exact one and vs
+    // the plain FP8 one, on the outlier channels' share.
+    const dx = dequantizeFp8(xa.q);
+    const dw = dequantizeFp8(wa.q);
+    let errExt = 0;
+    let errPlain = 0;
+    let mag = 0;
+    for (let r = 0; r < rows; r++)
+      for (let n = 0; n < rows; n++) {
+        let exact = 0;
+        let ext8 = 0;
+        let plain8 = 0;
+        for (let c = 0; c < xa.ld; c++) ext8 += dx[r * xa.ld + c] * dw[n * wa.ld + c];
+        for (let c = 0; c < k; c++) {
+          exact += x[r * k + c] * w[n * k + c];
+          plain8 += dx[r * xa.ld + c] * dw[n * wa.ld + c];
+        }
+        ext8 *= xa.scales[r] * wa.scales[n];
+        plain8 *= xa.scales[r] * wa.scales[n];
+        let share = 0; // the outlier channels' part of the exact product
+        for (const c of channels) share += Math.abs(x[r * k + c] * w[n * k + c]);
+        errExt += (ext8 - exact) ** 2;
+        errPlain += (plain8 - exact) ** 2;
+        mag += share * share;
+      }
+    // Plain E4M3 is off by a few % of the outlier share; the extension cuts the error several-fold.
+    expect(Math.sqrt(errPlain / mag)).toBeGreaterThan(0.005);
+    expect(Math.sqrt(errExt / errPlain)).toBeLessThan(0.5);
   });
 });
 

@@ -24,3 +24,46 @@ export function dequantizeFp8(q: Uint8Array): Float32Array {
   if (st !== Status.OK) throw new EngineError(`libvirnuc: ${lastError()}`, st);
   return out.subarray(0, q.length);
 }
+
+/** Most outlier channels the FP8 scheme carries in its K extension (common/fp8.h). */
+export const FP8_MAX_OUTLIERS = 16;
+
+/** Extension columns for n outlier channels: 2n rounded up to a multiple of 16 (0 for none). */
+export function fp8ExtColumns(n: number): number {
+  return n > 0 ? Math.ceil((2 * n) / 16) * 16 : 0;
+}
+
+/**
+ * The hidden channels `--precision fp8` treats as outliers, from the LayerNorm gains of a model
+ * (each row of `gains` one LayerNorm's weight vector): max |gain| over the rows above 8x the median
+ * channel's, the 16 largest, ascending.
+ */
+export function fp8OutlierChannels(gains: Float32Array, vectors: number, hidden: number): number[] {
+  if (gains.length !== vectors * hidden) throw new Error(`fp8OutlierChannels: ${gains.length} values do not form ${vectors} x ${hidden}`);
+  const out = new Int32Array(FP8_MAX_OUTLIERS);
+  const n = new Int32Array(1);
+  const st = lib().vn_fp8_outlier_channels(gains.length ? gains : new Float32Array(1), vectors, hidden, out, n);
+  if (st !== Status.OK) throw new EngineError(`libvirnuc: ${lastError()}`, st);
+  return [...out.subarray(0, n[0])];
+}
+
+/**
+ * quantizeRowsFp8 with each row followed by the outlier extension: for weights [lo | hi | 0], for
+ * activations [hi | lo | 0] per channel (hi = the main part's byte, lo = E4M3 of what it left).
+ */
+export function quantizeRowsFp8Ext(
+  x: Float32Array,
+  rows: number,
+  cols: number,
+  channels: number[],
+  weights: boolean,
+): { q: Uint8Array; scales: Float32Array; ld: number } {
+  if (x.length !== rows * cols || cols <= 0) throw new Error(`quantizeRowsFp8Ext: ${x.length} values do not form ${rows} x ${cols}`);
+  const ld = cols + fp8ExtColumns(channels.length);
+  const q = new Uint8Array(Math.max(1, rows * ld));
+  const scales = new Float32Array(Math.max(1, rows));
+  const ch = Int32Array.from(channels.length ? channels : [0]);
+  const st = lib().vn_fp8_quantize_rows_ext(x.length ? x : new Float32Array(1), rows, cols, ch, channels.length, weights ? 1 : 0, q, scales);
+  if (st !== Status.OK) throw new EngineError(`libvirnuc: ${lastError()}`, st);
+  return { q: q.subarray(0, rows * ld), scales: scales.subarray(0, rows), ld };
+}

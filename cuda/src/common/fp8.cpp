@@ -1,8 +1,10 @@
 // Host reference of the FP8 (E4M3) quantization in fp8.h.
 #include "common/fp8.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "backend.h"
 #include "virnuc.h"
@@ -53,6 +55,47 @@ void fp8_quantize_rows(const float* x, int64_t rows, int64_t cols, uint8_t* q, f
   }
 }
 
+void fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int32_t* index, int n, bool weights,
+                           uint8_t* q, float* scales) {
+  const int ext = fp8_ext_columns(n);
+  const int64_t ld = cols + ext;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    fp8_quantize_rows(row, 1, cols, q + r * ld, scales + r);
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(row[c]));
+    const float inv = fp8_inv_scale(amax);
+    uint8_t* e = q + r * ld + cols;
+    std::memset(e, 0, static_cast<size_t>(ext));
+    for (int j = 0; j < n; ++j) {
+      const float v = row[index[j]] * inv;
+      const uint8_t hi = fp8_e4m3_from_float(v);
+      const uint8_t lo = fp8_e4m3_from_float(v - fp8_e4m3_to_float(hi));
+      e[j] = weights ? lo : hi;
+      e[n + j] = weights ? hi : lo;
+    }
+  }
+}
+
+int fp8_outlier_channels(const float* const* gains, int64_t n_vectors, int64_t hidden, int32_t* out) {
+  if (n_vectors <= 0 || hidden <= 0) return 0;
+  std::vector<float> g(static_cast<size_t>(hidden), 0.0f);
+  for (int64_t v = 0; v < n_vectors; ++v)
+    for (int64_t j = 0; j < hidden; ++j) g[j] = std::fmax(g[j], std::fabs(gains[v][j]));
+  std::vector<float> sorted = g;
+  std::nth_element(sorted.begin(), sorted.begin() + hidden / 2, sorted.end());
+  const float limit = kFp8OutlierRatio * sorted[hidden / 2];
+  std::vector<int32_t> idx;
+  for (int64_t j = 0; j < hidden; ++j)
+    if (g[j] > limit) idx.push_back(static_cast<int32_t>(j));
+  // The largest first (ties: lower channel), then ascending channel order.
+  std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return g[a] > g[b]; });
+  if (idx.size() > static_cast<size_t>(kFp8MaxOutliers)) idx.resize(kFp8MaxOutliers);
+  std::sort(idx.begin(), idx.end());
+  std::copy(idx.begin(), idx.end(), out);
+  return static_cast<int>(idx.size());
+}
+
 }  // namespace vn
 
 extern "C" {
@@ -74,6 +117,29 @@ VN_API vn_status vn_fp8_dequantize(const uint8_t* q, int64_t n, float* out) {
   if (n < 0) return vn::fail(VN_ERR_INVALID, "vn_fp8_dequantize: negative size");
   if (n > 0 && (!q || !out)) return vn::fail(VN_ERR_INVALID, "vn_fp8_dequantize: null pointer");
   for (int64_t i = 0; i < n; ++i) out[i] = vn::fp8_e4m3_to_float(q[i]);
+  return VN_OK;
+}
+
+VN_API vn_status vn_fp8_outlier_channels(const float* gains, int64_t n_vectors, int64_t hidden, int32_t* out,
+                                         int32_t* n_out) {
+  if (n_vectors < 0 || hidden < 0) return vn::fail(VN_ERR_INVALID, "vn_fp8_outlier_channels: negative size");
+  if (!out || !n_out || (n_vectors > 0 && hidden > 0 && !gains))
+    return vn::fail(VN_ERR_INVALID, "vn_fp8_outlier_channels: null pointer");
+  std::vector<const float*> rows(static_cast<size_t>(n_vectors));
+  for (int64_t v = 0; v < n_vectors; ++v) rows[v] = gains + v * hidden;
+  *n_out = vn::fp8_outlier_channels(rows.data(), n_vectors, hidden, out);
+  return VN_OK;
+}
+
+VN_API vn_status vn_fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int32_t* channels,
+                                          int32_t n, int32_t weights, uint8_t* q, float* scales) {
+  if (rows < 0 || cols <= 0 || n < 0 || n > vn::kFp8MaxOutliers)
+    return vn::fail(VN_ERR_INVALID, "vn_fp8_quantize_rows_ext: bad size");
+  if (rows > 0 && (!x || !q || !scales || (n > 0 && !channels)))
+    return vn::fail(VN_ERR_INVALID, "vn_fp8_quantize_rows_ext: null pointer");
+  for (int32_t j = 0; j < n; ++j)
+    if (channels[j] < 0 || channels[j] >= cols) return vn::fail(VN_ERR_INVALID, "vn_fp8_quantize_rows_ext: bad channel");
+  vn::fp8_quantize_rows_ext(x, rows, cols, channels, n, weights != 0, q, scales);
   return VN_OK;
 }
 

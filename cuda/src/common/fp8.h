@@ -22,10 +22,27 @@ constexpr float kFp8Max = 448.0f;
 VN_HD float fp8_inv_scale(float amax) { return amax > 0.0f ? kFp8Max / amax : 1.0f; }
 VN_HD float fp8_scale(float amax) { return amax > 0.0f ? amax / kFp8Max : 1.0f; }
 
+// Outlier channels: hidden channels whose LayerNorm gain (max |gain| over every LayerNorm that
+// feeds a GEMM) is above kFp8OutlierRatio x the median channel's, the kFp8MaxOutliers largest. A
+// GEMM reading LayerNorm output carries each twice more in an extension of K (fp8_ext_columns):
+// activations [xh | xl | 0], weights [wl | wh | 0] (h = E4M3 of the scaled value, l = E4M3 of what
+// h left), so that xh wh (in the main part) + xh wl + xl wh leaves only xl wl of the rounding error
+// on the channels that dominate the product.
+constexpr float kFp8OutlierRatio = 8.0f;
+constexpr int kFp8MaxOutliers = 16;
+VN_HD int fp8_ext_columns(int n_outliers) { return n_outliers > 0 ? (2 * n_outliers + 15) / 16 * 16 : 0; }
+
 // Host reference conversions (the device uses the hardware cvt.rn.satfinite.e4m3x2.f32).
 uint8_t fp8_e4m3_from_float(float x);
 float fp8_e4m3_to_float(uint8_t q);
 // rows x cols row-major FP32 -> q (same layout) and one scale per row.
 void fp8_quantize_rows(const float* x, int64_t rows, int64_t cols, uint8_t* q, float* scales);
+// As fp8_quantize_rows, rows of cols + fp8_ext_columns(n) bytes: the extension for the channels
+// `index` ([lo | hi | 0] for weights, [hi | lo | 0] for activations).
+void fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int32_t* index, int n, bool weights,
+                           uint8_t* q, float* scales);
+// gains: n_vectors x hidden LayerNorm gains. Writes the outlier channels (ascending) to out (room
+// for kFp8MaxOutliers) and returns how many.
+int fp8_outlier_channels(const float* const* gains, int64_t n_vectors, int64_t hidden, int32_t* out);
 
 }  // namespace vn

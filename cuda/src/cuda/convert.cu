@@ -31,19 +31,35 @@ __global__ void convert_kernel(const void* __restrict__ src, int dtype, void* __
 
 constexpr int kQuantThreads = 256;
 
-// One block per row: amax, then q = e4m3(x * 448 / amax) and the row's scale (fp8.h).
+__device__ __forceinline__ uint8_t to_e4m3(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
+
+// One block per row: amax, then q = e4m3(x * 448 / amax) and the row's scale (fp8.h); then the
+// outlier extension [lo | hi | 0] (host reference: fp8_quantize_rows_ext).
 __global__ void __launch_bounds__(kQuantThreads)
-    quantize_rows_kernel(const void* __restrict__ src, int dtype, int64_t cols, uint8_t* __restrict__ dst,
-                         float* __restrict__ scales) {
+    quantize_rows_kernel(const void* __restrict__ src, int dtype, int64_t cols, uint8_t* __restrict__ dst, int64_t ld,
+                         float* __restrict__ scales, Fp8Ext ext, bool lo) {
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   const int64_t base = row * cols;
+  uint8_t* out = dst + row * ld;
   float amax = 0.0f;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) amax = fmaxf(amax, fabsf(load_as_float(src, dtype, base + c)));
   amax = block_max(amax, scratch);
   const float inv = fp8_inv_scale(amax);
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
-    dst[base + c] = __nv_cvt_float_to_fp8(load_as_float(src, dtype, base + c) * inv, __NV_SATFINITE, __NV_E4M3);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = load_as_float(src, dtype, base + c) * inv;
+    const uint8_t hi = to_e4m3(v);
+    out[c] = lo ? to_e4m3(v - __half2float(__half(__nv_cvt_fp8_to_halfraw(hi, __NV_E4M3)))) : hi;
+  }
+  for (int j = threadIdx.x; j < ext.cols; j += blockDim.x) {
+    uint8_t b = 0;
+    if (j < 2 * ext.n) {
+      const float v = load_as_float(src, dtype, base + ext.index[j < ext.n ? j : j - ext.n]) * inv;
+      const uint8_t hi = to_e4m3(v);
+      b = j < ext.n ? to_e4m3(v - __half2float(__half(__nv_cvt_fp8_to_halfraw(hi, __NV_E4M3)))) : hi;
+    }
+    out[cols + j] = b;
+  }
   if (threadIdx.x == 0) scales[row] = fp8_scale(amax);
 }
 
@@ -59,11 +75,12 @@ cudaError_t convert_weights(const void* src, int src_dtype, void* dst, bool dst_
   return cudaGetLastError();
 }
 
-cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst,
-                                 float* scales, cudaStream_t stream) {
+cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst, int64_t ld,
+                                 float* scales, const Fp8Ext& ext, bool lo, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  if (rows > INT32_MAX) return cudaErrorInvalidValue;
-  quantize_rows_kernel<<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(src, src_dtype, cols, dst, scales);
+  if (rows > INT32_MAX || ld < cols + ext.cols || (lo && ext.cols > 0)) return cudaErrorInvalidValue;
+  quantize_rows_kernel<<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(src, src_dtype, cols, dst, ld, scales,
+                                                                                 ext, lo);
   return cudaGetLastError();
 }
 

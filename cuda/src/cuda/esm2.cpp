@@ -4,11 +4,21 @@
 // FP8 (--precision fp8): the four GEMMs of a layer take E4M3 weights (a scale per output channel)
 // and E4M3 activations (a scale per token, written by the LayerNorm, GELU and a quantizing pass
 // after attention); the residual GEMMs add into the FP32 stream without their biases, which are
-// instead summed at load and added where the stream is read (the next LayerNorm).
+// instead summed at load and added where the stream is read (the next LayerNorm). Outlier channels
+// (LayerNorm gains far above the rest, common/fp8.h) get a hi/lo extension of K in the GEMMs that
+// read LayerNorm output (QKV, FC1), so that E4M3 rounding on the channels that dominate those
+// products is second order; and the GEMMs that write the stream (out, FC2) get a second, small FP8
+// GEMM over the rounding left in those channels' weight rows (errors written there are what the
+// large gains amplify, and fixed weight errors do not average out over a sequence as activation
+// rounding does).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+
+#include "common/fp8.h"
 
 #include "cuda/kernels.h"
 #include "cuda/model.h"
@@ -33,7 +43,12 @@ struct EsmLayer {
   uint8_t *q_qkv = nullptr, *q_out = nullptr, *q_fc1 = nullptr, *q_fc2 = nullptr;
   float *s_qkv = nullptr, *s_out = nullptr, *s_fc1 = nullptr, *s_fc2 = nullptr;
   float *pending_attn = nullptr, *pending_ffn = nullptr;  // (H)
+  // Outlier channels: the rounding left in their out / FC2 weight rows (kLoRows rows, E4M3).
+  uint8_t *lo_out = nullptr, *lo_fc2 = nullptr;
+  float *s_lo_out = nullptr, *s_lo_fc2 = nullptr;
 };
+
+constexpr int kLoRows = kFp8MaxOutliers;  // rows of the outlier rows' second GEMM (zero beyond n)
 
 class Esm2 : public CudaModel {
  public:
@@ -47,12 +62,15 @@ class Esm2 : public CudaModel {
   float *ln_final_w = nullptr, *ln_final_b = nullptr;
   float* pending_final = nullptr;  // FP8: every residual bias, added by the final LayerNorm
   const GemmPlan *qkv = nullptr, *out = nullptr, *fc1 = nullptr, *fc2 = nullptr;
+  const GemmPlan *out_lo = nullptr, *fc2_lo = nullptr;  // FP8 with outlier channels
   bool fp8 = false;
   // FP8 models: which of the four GEMMs run in E4M3 (the others in FP16; VIRNUC_FP8_GEMMS).
   bool q8 = true, o8 = true, f18 = true, f28 = true;
+  Fp8Ext outl;  // outlier channels: the LayerNorm outputs' extension (QKV, FC1 read it)
 
   bool needs_scratch() const {
-    return qkv->needs_scratch() || out->needs_scratch() || fc1->needs_scratch() || fc2->needs_scratch();
+    return qkv->needs_scratch() || out->needs_scratch() || fc1->needs_scratch() || fc2->needs_scratch() ||
+           (out_lo && out_lo->needs_scratch()) || (fc2_lo && fc2_lo->needs_scratch());
   }
 
   int64_t pooled_rows(int64_t n_tokens) const override {
@@ -65,10 +83,12 @@ class Esm2 : public CudaModel {
   size_t workspace_bytes(int64_t T, int64_t) const override {
     const int64_t H = cfg.hidden, I = cfg.intermediate;
     if (fp8)
-      return carve_bytes<float>(T * H) + 2 * carve_bytes<uint8_t>(T * H) + 3 * carve_bytes<float>(T) +
+      return carve_bytes<float>(T * H) + carve_bytes<uint8_t>(T * (H + outl.cols)) + carve_bytes<uint8_t>(T * H) +
+             3 * carve_bytes<float>(T) +
              carve_bytes<__half>(T * H) +
              carve_bytes<__half>(T * 3 * H) + carve_bytes<__half>(T * H) + carve_bytes<__half>(T * I) +
              carve_bytes<uint8_t>(T * I) + carve_bytes<float2>(rope_freqs.size() * T * rope_half()) +
+             (outl.n > 0 ? carve_bytes<float>(T * kLoRows) : 0) +
              (needs_scratch() ? carve_bytes<float>(T * std::max(3 * H, I)) : 0);
     // The rotary tables are sized for the longest possible sequence (the whole batch).
     return carve_bytes<float>(T * H) + 2 * carve_bytes<__half>(T * H) + carve_bytes<__half>(T * 3 * H) +
@@ -147,7 +167,8 @@ class Esm2 : public CudaModel {
     const int hd = cfg.hidden / cfg.n_heads;
     Carver carve(workspace, workspace_bytes(T, b.n_seqs));
     float* x = carve.take<float>(T * H);  // residual stream, without the pending biases
-    uint8_t* h8 = carve.take<uint8_t>(T * H);  // LayerNorm output, E4M3
+    const int64_t Hx = H + outl.cols;              // row stride of h8: the outlier extension follows
+    uint8_t* h8 = carve.take<uint8_t>(T * Hx);  // LayerNorm output, E4M3
     float* h_scale = carve.take<float>(T);
     __half* h16 = carve.take<__half>(T * H);  // LayerNorm output for GEMMs kept in FP16
     __half* qkv_buf = carve.take<__half>(T * 3 * H);
@@ -160,7 +181,18 @@ class Esm2 : public CudaModel {
     const int64_t half = rope_half(), table = static_cast<int64_t>(b.max_len) * half;
     float2* rope = carve.take<float2>(rope_freqs.size() * T * half);
     float* scratch = needs_scratch() ? carve.take<float>(T * std::max(3 * H, I)) : nullptr;
+    float* lo_buf = outl.n > 0 ? carve.take<float>(T * kLoRows) : nullptr;
     cudaStream_t s = ex.stream;
+    // The outlier rows' second GEMM: y[:, index[j]] += x lo_j^T (after the main GEMM, same stream).
+    auto outlier_rows = [&](const GemmPlan* plan, const uint8_t* x8, int64_t k, const float* xs, const uint8_t* lo,
+                            const float* ls, float* y) -> vn_status {
+      if (!plan) return VN_OK;
+      ex.mark("outlier_rows");
+      const Fp8Scales sl{xs, ls, scratch};
+      VN_TRY(plan->run(*ex.gemm, x8, k, lo, nullptr, lo_buf, kLoRows, T, s, &sl));
+      VN_CUDA_TRY(add_to_columns(y, H, lo_buf, kLoRows, outl.index, outl.n, T, s), "FP8 outlier rows");
+      return VN_OK;
+    };
 
     ex.mark("embed");
     VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
@@ -191,15 +223,16 @@ class Esm2 : public CudaModel {
       const EsmLayer& L = layers[l];
       ex.mark("layernorm");
       if (q8)
-        VN_CUDA_TRY(layernorm_fp8(x, L.pending_attn, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
-                    "LayerNorm");
+        VN_CUDA_TRY(
+            layernorm_fp8(x, L.pending_attn, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, outl, s),
+            "LayerNorm");
       else
         VN_CUDA_TRY(layernorm(x, nullptr, h16, L.ln_attn_w, L.ln_attn_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
                               L.pending_attn),
                     "LayerNorm");
       ex.mark("gemm_qkv");
       const Fp8Scales sq{h_scale, L.s_qkv, scratch};
-      if (q8) VN_TRY(qkv->run(g, h8, H, L.q_qkv, L.b_qkv, qkv_buf, 3 * H, T, s, &sq));
+      if (q8) VN_TRY(qkv->run(g, h8, Hx, L.q_qkv, L.b_qkv, qkv_buf, 3 * H, T, s, &sq));
       else VN_TRY(qkv->run(g, h16, H, L.w_qkv, L.b_qkv, qkv_buf, 3 * H, T, s));
       ex.mark("attention");
       ap.inv_freq = L.inv_freq;
@@ -211,28 +244,33 @@ class Esm2 : public CudaModel {
         VN_CUDA_TRY(quantize_rows_fp8(ctx, T, cfg.hidden, false, ctx8, ctx_scale, s), "FP8 quantization");
         ex.mark("gemm_out");
         VN_TRY(out->run(g, ctx8, H, L.q_out, nullptr, x, H, T, s, &so));
+        VN_TRY(outlier_rows(out_lo, ctx8, H, ctx_scale, L.lo_out, L.s_lo_out, x));
       } else {
         ex.mark("gemm_out");
         VN_TRY(out->run(g, ctx, H, L.w_out, nullptr, x, H, T, s));
       }
       ex.mark("layernorm");
       if (f18)
-        VN_CUDA_TRY(layernorm_fp8(x, L.pending_ffn, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, s),
-                    "LayerNorm");
+        VN_CUDA_TRY(
+            layernorm_fp8(x, L.pending_ffn, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, h8, h_scale, outl, s),
+            "LayerNorm");
       else
         VN_CUDA_TRY(layernorm(x, nullptr, h16, L.ln_ffn_w, L.ln_ffn_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
                               L.pending_ffn),
                     "LayerNorm");
       ex.mark("gemm_fc1");
       const Fp8Scales s1{h_scale, L.s_fc1, scratch};
-      if (f18) VN_TRY(fc1->run(g, h8, H, L.q_fc1, L.b_fc1, ffn, I, T, s, &s1));
+      if (f18) VN_TRY(fc1->run(g, h8, Hx, L.q_fc1, L.b_fc1, ffn, I, T, s, &s1));
       else VN_TRY(fc1->run(g, h16, H, L.w_fc1, L.b_fc1, ffn, I, T, s));
       ex.mark("gelu");
       if (f28) VN_CUDA_TRY(quantize_rows_fp8(ffn, T, cfg.intermediate, true, ffn8, ffn_scale, s), "GELU");
       else VN_CUDA_TRY(gelu_inplace(ffn, T * I, s), "GELU");
       ex.mark("gemm_fc2");
       const Fp8Scales s2{ffn_scale, L.s_fc2, scratch};
-      if (f28) VN_TRY(fc2->run(g, ffn8, I, L.q_fc2, nullptr, x, H, T, s, &s2));
+      if (f28) {
+        VN_TRY(fc2->run(g, ffn8, I, L.q_fc2, nullptr, x, H, T, s, &s2));
+        VN_TRY(outlier_rows(fc2_lo, ffn8, I, ffn_scale, L.lo_fc2, L.s_lo_fc2, x));
+      }
       else VN_TRY(fc2->run(g, ffn, I, L.w_fc2, nullptr, x, H, T, s));
     }
     ex.mark("final");
@@ -269,13 +307,37 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
   } else {
     m->q8 = m->o8 = m->f18 = m->f28 = false;
   }
+  // FP8: the outlier channels, from every LayerNorm that feeds a GEMM (VIRNUC_FP8_OUTLIERS=0: none).
+  int32_t outliers[kFp8MaxOutliers];
+  const char* no_outliers = std::getenv("VIRNUC_FP8_OUTLIERS");
+  if ((m->q8 || m->f18) && !(no_outliers && std::strcmp(no_outliers, "0") == 0)) {
+    std::vector<const float*> gains;
+    for (int l = 0; l < cfg.n_layers; ++l)
+      for (const char* n : {".attention.LayerNorm.weight", ".LayerNorm.weight"}) {
+        const WeightSet::Entry* e = ws.get("encoder.layer." + std::to_string(l) + n, {H});
+        if (!e) return VN_ERR_INVALID;
+        gains.push_back(e->f32().data());
+      }
+    m->outl.n = fp8_outlier_channels(gains.data(), static_cast<int64_t>(gains.size()), H, outliers);
+    m->outl.cols = fp8_ext_columns(m->outl.n);
+    if (std::getenv("VIRNUC_GEMM_PLANS")) {
+      std::fprintf(stderr, "fp8 outlier channels: %d", m->outl.n);
+      for (int j = 0; j < m->outl.n; ++j) std::fprintf(stderr, "%s%d", j ? "," : " ", outliers[j]);
+      std::fprintf(stderr, "\n");
+    }
+  }
+  const int64_t E = m->outl.cols;
   auto in = [](bool e4m3) { return e4m3 ? GemmIn::kE4M3 : GemmIn::kF16; };
   // FP8 models: the residual GEMMs carry no bias (see pending_*).
-  m->qkv = plans.get(gemm, {3 * H, H, in(m->q8), GemmOut::kF16, true});
+  m->qkv = plans.get(gemm, {3 * H, H + (m->q8 ? E : 0), in(m->q8), GemmOut::kF16, true});
   if (m->qkv) m->out = plans.get(gemm, {H, H, in(m->o8), GemmOut::kF32Accumulate, !fp8});
-  if (m->out) m->fc1 = plans.get(gemm, {I, H, in(m->f18), GemmOut::kF16, true});
+  if (m->out) m->fc1 = plans.get(gemm, {I, H + (m->f18 ? E : 0), in(m->f18), GemmOut::kF16, true});
   if (m->fc1) m->fc2 = plans.get(gemm, {H, I, in(m->f28), GemmOut::kF32Accumulate, !fp8});
   if (!m->fc2) return VN_ERR_UNSUPPORTED;  // the plan set the message
+  if (m->outl.n > 0 && m->o8 && !(m->out_lo = plans.get(gemm, {kLoRows, H, GemmIn::kE4M3, GemmOut::kF32, false})))
+    return VN_ERR_UNSUPPORTED;
+  if (m->outl.n > 0 && m->f28 && !(m->fc2_lo = plans.get(gemm, {kLoRows, I, GemmIn::kE4M3, GemmOut::kF32, false})))
+    return VN_ERR_UNSUPPORTED;
 
   // Layers whose inv_freq holds the same values share one device copy and one rotary table.
   std::vector<const WeightSet::Entry*> distinct;
@@ -291,6 +353,12 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
   }
   WeightLoader w(ws, m.get(), stream);
   for (const WeightSet::Entry* e : distinct) m->rope_freqs.push_back(w.f32_host(e->f32()));
+  if (m->outl.n > 0) {
+    std::vector<int8_t> slot(static_cast<size_t>(H), -1);
+    for (int j = 0; j < m->outl.n; ++j) slot[outliers[j]] = static_cast<int8_t>(j);
+    m->outl.index = static_cast<const int32_t*>(w.bytes_host(outliers, sizeof(int32_t) * m->outl.n));
+    m->outl.slot = static_cast<const int8_t*>(w.bytes_host(slot.data(), slot.size()));
+  }
   m->word = w.f32("embeddings.word_embeddings.weight", {V, H});
   m->layers.resize(static_cast<size_t>(cfg.n_layers));
   // FP8: residual biases summed so far, and the device pointers that get each snapshot (uploaded
@@ -318,13 +386,17 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
       continue;
     }
     const std::string qkv_w[] = {a + "query.weight", a + "key.weight", a + "value.weight"};
-    if (m->q8) L.q_qkv = w.fp8_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H}, &L.s_qkv);
+    if (m->q8) L.q_qkv = w.fp8_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H}, &L.s_qkv, &m->outl);
     else L.w_qkv = w.f16_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H});
     if (m->o8) L.q_out = w.fp8_stack({p + "attention.output.dense.weight"}, {H, H}, &L.s_out);
+    if (m->out_lo)
+      L.lo_out = w.fp8_lo_rows(p + "attention.output.dense.weight", {H, H}, outliers, m->outl.n, kLoRows, &L.s_lo_out);
     else L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
-    if (m->f18) L.q_fc1 = w.fp8_stack({p + "intermediate.dense.weight"}, {I, H}, &L.s_fc1);
+    if (m->f18) L.q_fc1 = w.fp8_stack({p + "intermediate.dense.weight"}, {I, H}, &L.s_fc1, &m->outl);
     else L.w_fc1 = w.f16(p + "intermediate.dense.weight", {I, H});
     if (m->f28) L.q_fc2 = w.fp8_stack({p + "output.dense.weight"}, {H, I}, &L.s_fc2);
+    if (m->fc2_lo)
+      L.lo_fc2 = w.fp8_lo_rows(p + "output.dense.weight", {H, I}, outliers, m->outl.n, kLoRows, &L.s_lo_fc2);
     else L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
     // The residual biases so far, added by the LayerNorms that read the stream.
     const WeightSet::Entry* bo = ws.get(p + "attention.output.dense.bias", {H});

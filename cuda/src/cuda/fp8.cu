@@ -21,6 +21,19 @@ __device__ __forceinline__ uint32_t pack4_e4m3(float a, float b, float c, float 
   return lo | (hi << 16);
 }
 
+__device__ __forceinline__ float e4m3_to_float(uint8_t b) {
+  const __half_raw h = __nv_cvt_fp8_to_halfraw(b, __NV_E4M3);
+  return __half2float(__half(h));
+}
+
+// An outlier channel's extension bytes: hi (the main part's byte for v) and lo (what hi left).
+__device__ __forceinline__ void put_ext(uint8_t* ext_row, int n, int slot, float v) {
+  if (slot < 0) return;
+  const uint8_t hi = __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+  ext_row[slot] = hi;
+  ext_row[n + slot] = __nv_cvt_float_to_fp8(v - e4m3_to_float(hi), __NV_SATFINITE, __NV_E4M3);
+}
+
 constexpr int kLnRows = 4;  // warps (rows) per block
 
 // One warp per row, the row in registers (as layernorm.cu), then amax and E4M3.
@@ -28,7 +41,7 @@ template <int V>
 __global__ void __launch_bounds__(32 * kLnRows)
     layernorm_fp8_kernel(const float* __restrict__ x, const float* __restrict__ add, const float* __restrict__ w,
                          const float* __restrict__ b, int64_t rows, int hidden, float eps, uint8_t* __restrict__ q,
-                         float* __restrict__ scales) {
+                         float* __restrict__ scales, Fp8Ext ext) {
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRows + (threadIdx.x >> 5);
   if (row >= rows) return;
@@ -76,21 +89,31 @@ __global__ void __launch_bounds__(32 * kLnRows)
   }
   amax = warp_max(amax);
   const float inv = fp8_inv_scale(amax);
+  uint8_t* qrow = q + row * (hidden + ext.cols);
 #pragma unroll
   for (int i = 0; i < V; ++i) {
     const int c = i * 128 + lane * 4;
-    if (c < hidden)
-      *reinterpret_cast<uint32_t*>(q + row * hidden + c) =
-          pack4_e4m3(v[i].x * inv, v[i].y * inv, v[i].z * inv, v[i].w * inv);
+    if (c < hidden) {
+      const float4 s = make_float4(v[i].x * inv, v[i].y * inv, v[i].z * inv, v[i].w * inv);
+      *reinterpret_cast<uint32_t*>(qrow + c) = pack4_e4m3(s.x, s.y, s.z, s.w);
+      if (ext.n > 0) {
+        const char4 sl = *reinterpret_cast<const char4*>(ext.slot + c);
+        put_ext(qrow + hidden, ext.n, sl.x, s.x);
+        put_ext(qrow + hidden, ext.n, sl.y, s.y);
+        put_ext(qrow + hidden, ext.n, sl.z, s.z);
+        put_ext(qrow + hidden, ext.n, sl.w, s.w);
+      }
+    }
   }
+  if (lane >= 2 * ext.n && lane < ext.cols) qrow[hidden + lane] = 0;
   if (lane == 0) scales[row] = fp8_scale(amax);
 }
 
 template <int V>
 cudaError_t launch_ln(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
-                      float eps, uint8_t* q, float* scales, cudaStream_t stream) {
+                      float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>((rows + kLnRows - 1) / kLnRows);
-  layernorm_fp8_kernel<V><<<blocks, 32 * kLnRows, 0, stream>>>(x, add, w, b, rows, hidden, eps, q, scales);
+  layernorm_fp8_kernel<V><<<blocks, 32 * kLnRows, 0, stream>>>(x, add, w, b, rows, hidden, eps, q, scales, ext);
   return cudaGetLastError();
 }
 
@@ -204,9 +227,15 @@ __global__ void add_bias_kernel(void* y, int64_t ldy, int64_t m, int64_t n, cons
   }
 }
 
-__device__ __forceinline__ float e4m3_to_float(uint8_t b) {
-  const __half_raw h = __nv_cvt_fp8_to_halfraw(b, __NV_E4M3);
-  return __half2float(__half(h));
+__global__ void add_to_columns_kernel(float* __restrict__ x, int64_t ldx, const float* __restrict__ src, int64_t lds,
+                                      const int32_t* __restrict__ index, int n, int64_t rows) {
+  const int64_t total = rows * n;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = i / n;
+    const int j = static_cast<int>(i % n);
+    x[r * ldx + index[j]] += src[r * lds + j];
+  }
 }
 
 __global__ void fp8_gemm_naive_kernel(const uint8_t* __restrict__ x, int64_t ldx, const uint8_t* __restrict__ w,
@@ -234,12 +263,12 @@ __global__ void fp8_gemm_naive_kernel(const uint8_t* __restrict__ x, int64_t ldx
 }  // namespace
 
 cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
-                          float eps, uint8_t* q, float* scales, cudaStream_t stream) {
+                          float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden) return cudaErrorInvalidValue;
+  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden || ext.cols > 32 || 2 * ext.n > ext.cols) return cudaErrorInvalidValue;
   const int need = (hidden + 127) / 128;
 #define VN_LN8_CASE(V) \
-  if (need <= V) return launch_ln<V>(x, add, w, b, rows, hidden, eps, q, scales, stream);
+  if (need <= V) return launch_ln<V>(x, add, w, b, rows, hidden, eps, q, scales, ext, stream);
   VN_LN8_CASE(1)
   VN_LN8_CASE(2)
   VN_LN8_CASE(4)
@@ -279,6 +308,13 @@ cudaError_t fp8_dequant_epilogue(const float* acc, int64_t m, int64_t n, const f
 cudaError_t add_bias(void* y, int64_t ldy, int64_t m, int64_t n, const void* bias, bool f16, cudaStream_t stream) {
   if (m <= 0 || n <= 0) return cudaSuccess;
   add_bias_kernel<<<grid_for(m * n, 256, 1 << 16), 256, 0, stream>>>(y, ldy, m, n, bias, f16);
+  return cudaGetLastError();
+}
+
+cudaError_t add_to_columns(float* x, int64_t ldx, const float* src, int64_t lds, const int32_t* index, int n,
+                           int64_t rows, cudaStream_t stream) {
+  if (rows <= 0 || n <= 0) return cudaSuccess;
+  add_to_columns_kernel<<<grid_for(rows * n, 256, 1 << 14), 256, 0, stream>>>(x, ldx, src, lds, index, n, rows);
   return cudaGetLastError();
 }
 

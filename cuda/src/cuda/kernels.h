@@ -78,15 +78,28 @@ cudaError_t mean_pool(const float* x, int hidden, const int32_t* cu, int n_seqs,
 cudaError_t f32_to_f16(const float* src, __half* dst, int64_t n, cudaStream_t stream);
 // n values of src_dtype (vn_dtype) to fp16 (dst_f16) or fp32.
 cudaError_t convert_weights(const void* src, int src_dtype, void* dst, bool dst_f16, int64_t n, cudaStream_t stream);
-// rows x cols of src_dtype -> E4M3 bytes and one scale per row (common/fp8.h).
-cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst,
-                                 float* scales, cudaStream_t stream);
+// An FP8 model's outlier channels (common/fp8.h) on the device; n == 0: none.
+struct Fp8Ext {
+  const int32_t* index = nullptr;  // (n) hidden channels, ascending
+  const int8_t* slot = nullptr;    // (hidden) each channel's position in index, or -1
+  int n = 0;
+  int cols = 0;  // extension columns, fp8_ext_columns(n)
+};
+// rows x cols of src_dtype -> E4M3 bytes and one scale per row (common/fp8.h); row stride ld >=
+// cols + ext.cols, the extension [lo | hi | 0] of ext's channels after each row. lo: the bytes of
+// what the E4M3 rounding left instead (same scale; no extension).
+cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst, int64_t ld,
+                                 float* scales, const Fp8Ext& ext, bool lo, cudaStream_t stream);
+// x[r, index[j]] += src[r, j] for j < n, r < rows (the outlier rows' second FP8 GEMM).
+cudaError_t add_to_columns(float* x, int64_t ldx, const float* src, int64_t lds, const int32_t* index, int n,
+                           int64_t rows, cudaStream_t stream);
 
 // ---- fp8.cu (--precision fp8; rules in common/fp8.h) ----
-// y = LN(x + add) per row (add: (hidden) or null), quantized per row: q (rows, hidden) E4M3 and
-// scales (rows). hidden % 4 == 0, <= kMaxLayerNormHidden.
+// y = LN(x + add) per row (add: (hidden) or null), quantized per row: q (rows, row stride
+// hidden + ext.cols) E4M3, then the extension [hi | lo | 0] of ext's channels; scales (rows).
+// hidden % 4 == 0, <= kMaxLayerNormHidden; ext.cols <= 32.
 cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
-                          float eps, uint8_t* q, float* scales, cudaStream_t stream);
+                          float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream);
 // q, scales = per-row E4M3 of f(in) for in (rows, cols) fp16, f = exact GELU (gelu) or identity.
 // cols % 8 == 0, cols <= kMaxFp8RowQuant.
 cudaError_t quantize_rows_fp8(const __half* in, int64_t rows, int cols, bool gelu, uint8_t* q, float* scales,

@@ -93,11 +93,15 @@ const WeightSet::Entry* WeightLoader::entry(const std::string& name, std::initia
 }
 
 bool WeightLoader::upload(const WeightSet::Entry& e, const std::string& name, Kind kind, int64_t count, void* dst,
-                          int64_t cols, float* scales) {
+                          int64_t cols, float* scales, const Fp8Ext* ext) {
+  const Fp8Ext no_ext{};
+  if (!ext) ext = &no_ext;
+  const int64_t ld = cols + ext->cols;  // FP8 rows: the row stride of dst
   if (status != VN_OK || !init_slots()) return false;
   const size_t esz = dtype_bytes(e.dtype);
   // Chunks of whole rows for FP8 (a row's scale needs all of it), else of any length.
-  const int64_t unit = kind == Kind::kFp8 ? cols : 1;
+  const bool fp8 = kind == Kind::kFp8 || kind == Kind::kFp8Lo;
+  const int64_t unit = fp8 ? cols : 1;
   const int64_t per_chunk = static_cast<int64_t>(slot_bytes_ / (esz * static_cast<size_t>(unit))) * unit;
   if (per_chunk <= 0) {
     status = fail(VN_ERR_UNSUPPORTED, "tensor " + name + ": rows too long to stage");
@@ -105,6 +109,10 @@ bool WeightLoader::upload(const WeightSet::Entry& e, const std::string& name, Ki
   }
   const bool direct = (kind == Kind::kF16 && e.dtype == VN_F16) || (kind == Kind::kF32 && e.dtype == VN_F32);
   const size_t out_esz = kind == Kind::kF16 ? 2 : kind == Kind::kF32 ? 4 : 1;
+  if (cols <= 0 && fp8) {
+    status = fail(VN_ERR_INVALID, "tensor " + name + ": fp8 rows without a length");
+    return false;
+  }
   for (int64_t off = 0; off < count; off += per_chunk) {
     const int64_t n = std::min(per_chunk, count - off);
     Slot& s = slots_[next_slot_];
@@ -119,16 +127,17 @@ bool WeightLoader::upload(const WeightSet::Entry& e, const std::string& name, Ki
                     static_cast<size_t>(n) * esz);
     copy_s_ += seconds_now() - t0;
     bytes_read_ += static_cast<size_t>(n) * esz;
-    char* out = static_cast<char*>(dst) + static_cast<size_t>(off) * out_esz;
+    char* out = static_cast<char*>(dst) +
+                (fp8 ? static_cast<size_t>(off / cols * ld) : static_cast<size_t>(off) * out_esz);
     cudaError_t err;
     if (direct) {
       err = cudaMemcpyAsync(out, s.host, static_cast<size_t>(n) * esz, cudaMemcpyHostToDevice, stream_);
     } else {
       err = cudaMemcpyAsync(s.dev, s.host, static_cast<size_t>(n) * esz, cudaMemcpyHostToDevice, stream_);
       if (err == cudaSuccess) {
-        if (kind == Kind::kFp8)
-          err = quantize_weight_rows(s.dev, e.dtype, n / cols, cols, reinterpret_cast<uint8_t*>(out),
-                                     scales + off / cols, stream_);
+        if (fp8)
+          err = quantize_weight_rows(s.dev, e.dtype, n / cols, cols, reinterpret_cast<uint8_t*>(out), ld,
+                                     scales + off / cols, *ext, kind == Kind::kFp8Lo, stream_);
         else
           err = convert_weights(s.dev, e.dtype, out, kind == Kind::kF16, n, stream_);
       }
@@ -159,7 +168,7 @@ __half* WeightLoader::f16_stack(const std::vector<std::string>& names, std::init
 }
 
 uint8_t* WeightLoader::fp8_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape,
-                                 float** scales) {
+                                 float** scales, const Fp8Ext* ext) {
   *scales = nullptr;
   if (status != VN_OK) return nullptr;
   if (shape.size() != 2) {
@@ -167,12 +176,13 @@ uint8_t* WeightLoader::fp8_stack(const std::vector<std::string>& names, std::ini
     return nullptr;
   }
   const int64_t rows = *shape.begin(), cols = *(shape.begin() + 1), each = rows * cols;
-  auto* dst = static_cast<uint8_t*>(alloc(static_cast<size_t>(each) * names.size()));
+  const int64_t stored = rows * (cols + (ext ? ext->cols : 0));  // bytes per tensor on the device
+  auto* dst = static_cast<uint8_t*>(alloc(static_cast<size_t>(stored) * names.size()));
   auto* sc = static_cast<float*>(alloc(static_cast<size_t>(rows) * names.size() * sizeof(float)));
   for (size_t i = 0; i < names.size() && dst && sc; ++i) {
     const WeightSet::Entry* e = entry(names[i], shape);
-    if (!e || !upload(*e, names[i], Kind::kFp8, each, dst + static_cast<int64_t>(i) * each, cols,
-                      sc + static_cast<int64_t>(i) * rows))
+    if (!e || !upload(*e, names[i], Kind::kFp8, each, dst + static_cast<int64_t>(i) * stored, cols,
+                      sc + static_cast<int64_t>(i) * rows, ext))
       return nullptr;
   }
   if (status != VN_OK) return nullptr;
@@ -200,6 +210,51 @@ float* WeightLoader::f32_host(const std::vector<float>& values) {
   if (cudaError_t err = cudaMemcpyAsync(dst, values.data(), values.size() * sizeof(float), cudaMemcpyHostToDevice,
                                         stream_);
       err != cudaSuccess) {
+    status = cuda_fail(err, "copying weights to the device");
+    return nullptr;
+  }
+  cudaStreamSynchronize(stream_);
+  return dst;
+}
+
+uint8_t* WeightLoader::fp8_lo_rows(const std::string& name, std::initializer_list<int64_t> shape,
+                                   const int32_t* index, int n, int rows, float** scales) {
+  *scales = nullptr;
+  const WeightSet::Entry* e = entry(name, shape);
+  if (!e) return nullptr;
+  if (shape.size() != 2 || n > rows) {
+    status = fail(VN_ERR_INVALID, "fp8 outlier rows of " + name + ": bad shape");
+    return nullptr;
+  }
+  const int64_t cols = *(shape.begin() + 1);
+  auto* dst = static_cast<uint8_t*>(alloc(static_cast<size_t>(rows * cols)));
+  auto* sc = static_cast<float*>(alloc(static_cast<size_t>(rows) * sizeof(float)));
+  if (!dst || !sc) return nullptr;
+  if (cudaError_t err = cudaMemsetAsync(dst, 0, static_cast<size_t>(rows * cols), stream_); err != cudaSuccess) {
+    status = cuda_fail(err, "uploading " + name);
+    return nullptr;
+  }
+  if (cudaError_t err = cudaMemsetAsync(sc, 0, static_cast<size_t>(rows) * sizeof(float), stream_); err != cudaSuccess) {
+    status = cuda_fail(err, "uploading " + name);
+    return nullptr;
+  }
+  const size_t esz = dtype_bytes(e->dtype);
+  for (int j = 0; j < n; ++j) {
+    WeightSet::Entry row;
+    row.shape = {1, cols};
+    row.dtype = e->dtype;
+    row.src = static_cast<const char*>(e->src) + static_cast<size_t>(index[j]) * static_cast<size_t>(cols) * esz;
+    row.count = cols;
+    if (!upload(row, name, Kind::kFp8Lo, cols, dst + static_cast<int64_t>(j) * cols, cols, sc + j)) return nullptr;
+  }
+  *scales = sc;
+  return dst;
+}
+
+void* WeightLoader::bytes_host(const void* data, size_t bytes) {
+  void* dst = alloc(bytes);
+  if (!dst) return nullptr;
+  if (cudaError_t err = cudaMemcpyAsync(dst, data, bytes, cudaMemcpyHostToDevice, stream_); err != cudaSuccess) {
     status = cuda_fail(err, "copying weights to the device");
     return nullptr;
   }

@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "cuda/common.h"
 #include "cuda/gemm.h"
+#include "cuda/kernels.h"
 
 namespace vn::cuda {
 
@@ -104,15 +105,24 @@ class WeightLoader {
   // The first `count` values of a tensor (DNABERT's token type 0 row).
   float* f32_prefix(const std::string& name, std::initializer_list<int64_t> shape, int64_t count);
   // 2-D tensors stacked along their first dimension as E4M3 with one scale per row (common/fp8.h);
-  // *scales gets the device array of scales (rows of all tensors).
-  uint8_t* fp8_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape, float** scales);
+  // *scales gets the device array of scales (rows of all tensors). With ext, each row is followed by
+  // the outlier extension (row stride cols + ext->cols).
+  uint8_t* fp8_stack(const std::vector<std::string>& names, std::initializer_list<int64_t> shape, float** scales,
+                     const Fp8Ext* ext = nullptr);
+  // The outlier rows' second part: for each of the n rows index[j] of a 2-D tensor, E4M3 of what its
+  // E4M3 rounding left (fp8_stack's scale for that row, in *scales); `rows` rows in all, the rest
+  // zero. A second FP8 GEMM over these rows makes those output channels' weights near exact.
+  uint8_t* fp8_lo_rows(const std::string& name, std::initializer_list<int64_t> shape, const int32_t* index, int n,
+                       int rows, float** scales);
   // A host array computed at load (e.g. folded BatchNorm).
   float* f32_host(const std::vector<float>& values);
+  // Any host bytes (e.g. channel indices), copied as they are.
+  void* bytes_host(const void* data, size_t bytes);
   vn_status finish();  // waits for the uploads; the status of the whole load
   vn_status status = VN_OK;
 
  private:
-  enum class Kind { kF16, kF32, kFp8 };
+  enum class Kind { kF16, kF32, kFp8, kFp8Lo };
   static constexpr int kSlots = 3;
   struct Slot {
     void* host = nullptr;  // pinned
@@ -123,7 +133,7 @@ class WeightLoader {
   bool init_slots();
   // The first `count` values of e to dst as `kind` (kFp8: rows of `cols`, scales per row).
   bool upload(const WeightSet::Entry& e, const std::string& name, Kind kind, int64_t count, void* dst,
-              int64_t cols = 0, float* scales = nullptr);
+              int64_t cols = 0, float* scales = nullptr, const Fp8Ext* ext = nullptr);
   const WeightSet::Entry* entry(const std::string& name, std::initializer_list<int64_t> shape);
   const WeightSet& ws_;
   CudaModel* model_;
