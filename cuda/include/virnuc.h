@@ -188,7 +188,7 @@ VN_API vn_status vn_fp8_dequantize(const uint8_t* q, int64_t n, float* out);
  * channels (ascending), *n_out how many. */
 VN_API vn_status vn_fp8_outlier_channels(const float* gains, int64_t n_vectors, int64_t hidden, int32_t* out,
                                          int32_t* n_out);
-/* As vn_fp8_quantize_rows with each row followed by the outlier extension (fp8_ext_columns(n) bytes):
+/* As vn_fp8_quantize_rows with each row followed by the outlier extension (fp8_ext_columns(n, cols) bytes):
  * weights != 0: [lo | hi | 0] per channel, else [hi | lo | 0]; q is rows x (cols + extension). */
 VN_API vn_status vn_fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int32_t* channels,
                                           int32_t n, int32_t weights, uint8_t* q, float* scales);

@@ -791,6 +791,15 @@ void run_fp8_checks(Engine& cpu, Engine& gpu) {
     check_encoder("esm2_t33_650M fp8 outliers, no outlier handling", esm_config(33, 1280, 20),
                   esm_seqs(60 / k, 17, 168, 7), 4096, 1200, want, cpu, gpu, VN_PREC_FP8, true);
     unsetenv("VIRNUC_FP8_OUTLIERS");
+    // Which stream-writing GEMMs get the outlier rows' second GEMM.
+    for (const char* rows : {"none", "out,fc2"}) {
+      setenv("VIRNUC_FP8_OUTLIER_ROWS", rows, 1);
+      check_encoder(std::string("esm2_t12_35M fp8 outliers, rows ") + rows, esm_config(12, 480, 20),
+                    esm_seqs(200 / k, 3, 170, 3), 4096, 2000, want, cpu, gpu, VN_PREC_FP8, true);
+      check_encoder(std::string("esm2_t33_650M fp8 outliers, rows ") + rows, esm_config(33, 1280, 20),
+                    esm_seqs(60 / k, 17, 168, 7), 4096, 1200, want, cpu, gpu, VN_PREC_FP8, true);
+    }
+    unsetenv("VIRNUC_FP8_OUTLIER_ROWS");
     g_soft = false;
   }
   if (g_fp8_variants) {

@@ -122,11 +122,12 @@ describe("outlier channels", () => {
     const rnd = seeded(9);
     const k = 96;
     const channels = [3, 50, 77];
-    const ext = fp8ExtColumns(channels.length);
-    expect(ext).toBe(16);
-    expect(fp8ExtColumns(0)).toBe(0);
-    expect(fp8ExtColumns(8)).toBe(16);
-    expect(fp8ExtColumns(9)).toBe(32);
+    const ext = fp8ExtColumns(channels.length, k);
+    expect(ext).toBe(32); // 96 + 6 -> 128
+    expect(fp8ExtColumns(0, 2560)).toBe(0);
+    expect(fp8ExtColumns(6, 2560)).toBe(128);
+    expect(fp8ExtColumns(6, 480)).toBe(32);
+    expect(fp8ExtColumns(16, 120)).toBe(136);
     const rows = 5;
     const x = Float32Array.from({ length: rows * k }, () => (rnd() - 0.5) * 2);
     const w = Float32Array.from({ length: rows * k }, () => (rnd() - 0.5) * 0.2);

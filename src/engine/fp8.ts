@@ -28,9 +28,9 @@ export function dequantizeFp8(q: Uint8Array): Float32Array {
 /** Most outlier channels the FP8 scheme carries in its K extension (common/fp8.h). */
 export const FP8_MAX_OUTLIERS = 16;
 
-/** Extension columns for n outlier channels: 2n rounded up to a multiple of 16 (0 for none). */
-export function fp8ExtColumns(n: number): number {
-  return n > 0 ? Math.ceil((2 * n) / 16) * 16 : 0;
+/** Extension columns after `hidden` for n outlier channels: >= 2n, the row a multiple of 128 (0 for none). */
+export function fp8ExtColumns(n: number, hidden: number): number {
+  return n > 0 ? Math.ceil((hidden + 2 * n) / 128) * 128 - hidden : 0;
 }
 
 /**
@@ -59,7 +59,7 @@ export function quantizeRowsFp8Ext(
   weights: boolean,
 ): { q: Uint8Array; scales: Float32Array; ld: number } {
   if (x.length !== rows * cols || cols <= 0) throw new Error(`quantizeRowsFp8Ext: ${x.length} values do not form ${rows} x ${cols}`);
-  const ld = cols + fp8ExtColumns(channels.length);
+  const ld = cols + fp8ExtColumns(channels.length, cols);
   const q = new Uint8Array(Math.max(1, rows * ld));
   const scales = new Float32Array(Math.max(1, rows));
   const ch = Int32Array.from(channels.length ? channels : [0]);

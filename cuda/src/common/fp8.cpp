@@ -57,7 +57,7 @@ void fp8_quantize_rows(const float* x, int64_t rows, int64_t cols, uint8_t* q, f
 
 void fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int32_t* index, int n, bool weights,
                            uint8_t* q, float* scales) {
-  const int ext = fp8_ext_columns(n);
+  const int ext = fp8_ext_columns(n, cols);
   const int64_t ld = cols + ext;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * cols;

@@ -7,10 +7,10 @@
 // instead summed at load and added where the stream is read (the next LayerNorm). Outlier channels
 // (LayerNorm gains far above the rest, common/fp8.h) get a hi/lo extension of K in the GEMMs that
 // read LayerNorm output (QKV, FC1), so that E4M3 rounding on the channels that dominate those
-// products is second order; and the GEMMs that write the stream (out, FC2) get a second, small FP8
-// GEMM over the rounding left in those channels' weight rows (errors written there are what the
-// large gains amplify, and fixed weight errors do not average out over a sequence as activation
-// rounding does).
+// products is second order; and the attention output GEMM, which writes the stream, gets a second,
+// small FP8 GEMM over the rounding left in those channels' weight rows (errors written there are
+// what the large gains amplify, and fixed weight errors do not average out over a sequence as
+// activation rounding does).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -319,7 +319,7 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
         gains.push_back(e->f32().data());
       }
     m->outl.n = fp8_outlier_channels(gains.data(), static_cast<int64_t>(gains.size()), H, outliers);
-    m->outl.cols = fp8_ext_columns(m->outl.n);
+    m->outl.cols = fp8_ext_columns(m->outl.n, H);
     if (std::getenv("VIRNUC_GEMM_PLANS")) {
       std::fprintf(stderr, "fp8 outlier channels: %d", m->outl.n);
       for (int j = 0; j < m->outl.n; ++j) std::fprintf(stderr, "%s%d", j ? "," : " ", outliers[j]);
@@ -334,9 +334,17 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
   if (m->out) m->fc1 = plans.get(gemm, {I, H + (m->f18 ? E : 0), in(m->f18), GemmOut::kF16, true});
   if (m->fc1) m->fc2 = plans.get(gemm, {H, I, in(m->f28), GemmOut::kF32Accumulate, !fp8});
   if (!m->fc2) return VN_ERR_UNSUPPORTED;  // the plan set the message
-  if (m->outl.n > 0 && m->o8 && !(m->out_lo = plans.get(gemm, {kLoRows, H, GemmIn::kE4M3, GemmOut::kF32, false})))
+  // The outlier rows' second GEMM: after the attention output GEMM by default (VIRNUC_FP8_OUTLIER_ROWS:
+  // "out", "out,fc2", "fc2" or "none"). Simulated and measured: the out rows carry most of the gain;
+  // FC2's (K = intermediate) would cost ~3x more for a little more accuracy.
+  const char* rows_env = std::getenv("VIRNUC_FP8_OUTLIER_ROWS");
+  const std::string rows = std::string(",") + (rows_env ? rows_env : "out") + ",";
+  const bool lo_out = rows.find(",out,") != std::string::npos, lo_fc2 = rows.find(",fc2,") != std::string::npos;
+  if (m->outl.n > 0 && m->o8 && lo_out &&
+      !(m->out_lo = plans.get(gemm, {kLoRows, H, GemmIn::kE4M3, GemmOut::kF32, false})))
     return VN_ERR_UNSUPPORTED;
-  if (m->outl.n > 0 && m->f28 && !(m->fc2_lo = plans.get(gemm, {kLoRows, I, GemmIn::kE4M3, GemmOut::kF32, false})))
+  if (m->outl.n > 0 && m->f28 && lo_fc2 &&
+      !(m->fc2_lo = plans.get(gemm, {kLoRows, I, GemmIn::kE4M3, GemmOut::kF32, false})))
     return VN_ERR_UNSUPPORTED;
 
   // Layers whose inv_freq holds the same values share one device copy and one rotary table.

@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(32 * kLnRows)
       }
     }
   }
-  if (lane >= 2 * ext.n && lane < ext.cols) qrow[hidden + lane] = 0;
+  for (int j = 2 * ext.n + lane; j < ext.cols; j += 32) qrow[hidden + j] = 0;
   if (lane == 0) scales[row] = fp8_scale(amax);
 }
 
@@ -265,7 +265,7 @@ __global__ void fp8_gemm_naive_kernel(const uint8_t* __restrict__ x, int64_t ldx
 cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
                           float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden || ext.cols > 32 || 2 * ext.n > ext.cols) return cudaErrorInvalidValue;
+  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden || 2 * ext.n > ext.cols) return cudaErrorInvalidValue;
   const int need = (hidden + 127) / 128;
 #define VN_LN8_CASE(V) \
   if (need <= V) return launch_ln<V>(x, add, w, b, rows, hidden, eps, q, scales, ext, stream);

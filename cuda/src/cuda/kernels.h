@@ -83,7 +83,7 @@ struct Fp8Ext {
   const int32_t* index = nullptr;  // (n) hidden channels, ascending
   const int8_t* slot = nullptr;    // (hidden) each channel's position in index, or -1
   int n = 0;
-  int cols = 0;  // extension columns, fp8_ext_columns(n)
+  int cols = 0;  // extension columns, fp8_ext_columns(n, hidden)
 };
 // rows x cols of src_dtype -> E4M3 bytes and one scale per row (common/fp8.h); row stride ld >=
 // cols + ext.cols, the extension [lo | hi | 0] of ext's channels after each row. lo: the bytes of
@@ -97,7 +97,7 @@ cudaError_t add_to_columns(float* x, int64_t ldx, const float* src, int64_t lds,
 // ---- fp8.cu (--precision fp8; rules in common/fp8.h) ----
 // y = LN(x + add) per row (add: (hidden) or null), quantized per row: q (rows, row stride
 // hidden + ext.cols) E4M3, then the extension [hi | lo | 0] of ext's channels; scales (rows).
-// hidden % 4 == 0, <= kMaxLayerNormHidden; ext.cols <= 32.
+// hidden % 4 == 0, <= kMaxLayerNormHidden.
 cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
                           float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream);
 // q, scales = per-row E4M3 of f(in) for in (rows, cols) fp16, f = exact GELU (gelu) or identity.
