@@ -1,9 +1,9 @@
-// Model load on the CPU backend: wall and CPU time of Engine.loadEncoder and the process's memory
-// (peak RSS, and peak anonymous memory sampled every 5 ms from outside), for one or more libvirnuc
+// Model load on the CPU backend: wall and CPU time and page faults of Engine.loadEncoder and the
+// process's memory (peak RSS, and peak anonymous memory sampled every 5 ms from outside), for one or more libvirnuc
 // builds, runs alternated between them; plus a checksum of three embeddings, the same for builds
 // that load the same values.
-//   bun bench/cpu-load.ts MODEL_DIR RUNS LIB [LIB ...]      (an ESM-2 checkpoint directory)
-// Each run is a fresh process (VIRNUC_LIB=LIB bun bench/cpu-load.ts --child MODEL_DIR).
+//   bun bench/cpu-load.ts MODEL_DIR RUNS LIB[#ISA] [LIB[#ISA] ...]    (an ESM-2 checkpoint directory)
+// Each run is a fresh process (VIRNUC_LIB=LIB [VIRNUC_CPU_ISA=ISA] bun bench/cpu-load.ts --child MODEL_DIR).
 import { readFileSync } from "node:fs";
 import { Engine } from "../src/engine/engine.ts";
 import { loadEsm } from "../src/models/esm.ts";
@@ -21,10 +21,12 @@ function child(dir: string): void {
   const m = loadEsm(dir);
   const e = Engine.create("cpu", { threads: 2 });
   const c0 = process.cpuUsage();
+  const f0 = process.resourceUsage().minorPageFault;
   const t0 = performance.now();
   const h = e.loadEncoder(m.config, m.tensors, "fp32");
   const wall = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(c0);
+  const faults = process.resourceUsage().minorPageFault - f0;
   const st = status("self");
   // <cls> + residues + <eos>: three proteins, one batch.
   const seqs = [30, 7, 55].map((n, s) => [0, ...Array.from({ length: n }, (_, i) => 4 + ((i * 7 + s * 3) % 20)), 2]);
@@ -49,6 +51,7 @@ function child(dir: string): void {
       wall,
       user: cpu.user / 1e6,
       sys: cpu.system / 1e6,
+      faults,
       hwm: st.VmHWM,
       anonAfter: st.RssAnon,
       fileAfter: st.RssFile,
@@ -60,9 +63,10 @@ function child(dir: string): void {
 
 type Result = Record<string, number> & { engine: string };
 
-async function run(dir: string, lib: string): Promise<Result> {
+async function run(dir: string, spec: string): Promise<Result> {
+  const [lib, isa] = spec.split("#");
   const p = Bun.spawn([process.execPath, import.meta.path, "--child", dir], {
-    env: { ...process.env, VIRNUC_LIB: lib },
+    env: { ...process.env, VIRNUC_LIB: lib, ...(isa ? { VIRNUC_CPU_ISA: isa } : {}) },
     stdout: "pipe",
     stderr: "inherit",
   });
@@ -90,7 +94,7 @@ if (process.argv[2] === "--child") {
   const [dir, runsArg, ...libs] = process.argv.slice(2);
   const runs = Number(runsArg);
   if (!dir || !Number.isInteger(runs) || runs < 1 || libs.length === 0) {
-    process.stderr.write("usage: bun bench/cpu-load.ts MODEL_DIR RUNS LIB [LIB ...]\n");
+    process.stderr.write("usage: bun bench/cpu-load.ts MODEL_DIR RUNS LIB[#ISA] [LIB[#ISA] ...]\n");
     process.exit(2);
   }
   const results: Record<string, Result[]> = {};
@@ -101,7 +105,7 @@ if (process.argv[2] === "--child") {
       const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
       process.stderr.write(
         `${lib} run ${r + 1}: load ${res.wall.toFixed(2)} s (user ${res.user.toFixed(2)}, sys ${res.sys.toFixed(2)}), ` +
-          `peak RSS ${gib(res.hwm)} GiB, peak anon ${gib(res.peakAnon)} GiB, checksum ${res.checksum}; ${res.engine}; loadavg ${load}\n`,
+          `${res.faults} page faults, peak RSS ${gib(res.hwm)} GiB, peak anon ${gib(res.peakAnon)} GiB, checksum ${res.checksum}; ${res.engine}; loadavg ${load}\n`,
       );
     }
   for (const lib of libs) {
@@ -111,7 +115,7 @@ if (process.argv[2] === "--child") {
     const g = (k: string) => `${gib(median(col(k)))} (${gib(Math.min(...col(k)))}-${gib(Math.max(...col(k)))})`;
     console.log(
       `${lib}: wall s ${f("wall")}, user s ${f("user")}, sys s ${f("sys")}, ` +
-        `peak RSS GiB ${g("hwm")}, peak anon GiB ${g("peakAnon")}, checksums ${[...new Set(col("checksum"))].join(", ")}`,
+        `page faults ${median(col("faults"))}, peak RSS GiB ${g("hwm")}, peak anon GiB ${g("peakAnon")}, checksums ${[...new Set(col("checksum"))].join(", ")}`,
     );
   }
 }
