@@ -18,8 +18,9 @@ vn_status fail(vn_status status, const std::string& message);
 // A model's weights after load-time checks, by name. Each entry views the caller's tensor
 // (any alignment, e.g. a memory-mapped checkpoint; valid during Engine::load only) in its stored
 // dtype; the FP32 copy exists only where a backend asks for it: the CPU backend gets every tensor
-// converted up front (host_f32), the CUDA backend copies the stored bytes to the device and
-// converts there, asking for FP32 on the host only for a few small vectors (f32()).
+// but the Linear weights converted up front (host_f32; it packs the Linear weights straight from the
+// stored dtype), the CUDA backend copies the stored bytes to the device and converts there, asking
+// for FP32 on the host only for a few small vectors (f32()).
 struct WeightPrefetch;  // weights.cpp: background FP32 conversion ahead of the consumer
 
 struct WeightSet {
@@ -35,6 +36,9 @@ struct WeightSet {
     // case this waits for them. Throws std::bad_alloc when the memory is not there.
     const std::vector<float>& f32() const;
     size_t src_bytes() const { return static_cast<size_t>(count) * (dtype == VN_F32 ? 4 : 2); }
+    // A Linear layer's weight (the arch's GEMM operands): left out of the host_f32 conversion, as
+    // the CPU backend packs it from src; f32() still converts it on first use.
+    bool linear = false;
     // Conversion state (weights.cpp): 0 not started, 1 converting, 2 done, 3 out of memory.
     mutable int state = 0;
     WeightPrefetch* prefetch = nullptr;
@@ -49,9 +53,10 @@ struct WeightSet {
 
 // Checks that every tensor the arch needs is present with the right shape and a supported dtype
 // (names listed in virnuc.h) and builds the WeightSet over the caller's tensors. With host_f32 the
-// tensors are converted to FP32 lazily and in parallel: threads on every core convert them in the
-// order the arch lists them, a bounded amount ahead of the backend taking them (Entry::f32), each
-// thread allocating and first-touching the tensors it fills.
+// tensors other than Linear weights (Entry::linear) are converted to FP32 lazily and, when they add
+// up to enough, in parallel: threads on every core convert them in the order the arch lists them,
+// a bounded amount ahead of the backend taking them (Entry::f32), each thread allocating and
+// first-touching the tensors it fills.
 vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors, int32_t n, WeightSet* out,
                            bool host_f32 = true);
 

@@ -2,7 +2,8 @@
 // portable): against a double-precision loop on awkward shapes (edge rows, edge panels, several
 // K blocks, epilogues), bit-identical rows whatever M and thread count, and the paths against
 // each other (the FMA paths bit for bit, the portable one within the CPU tolerance); the weight
-// packing against its definition on 1-4 threads.
+// packing against its definition on 1-4 threads, and from fp16/bf16 weights against the FP32
+// conversion of the model load (vn::convert_to_f32) bit for bit: every fp16 and bf16 value.
 // Build and run: cmake --build build/native --target cpu_gemm_test && build/native/cpu_gemm_test
 #include <cmath>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "backend.h"
 #include "cpu/gemm.h"
 #include "cpu/isa.h"
 
@@ -149,6 +151,79 @@ static void check_packing(const Kernels& kern) {
   std::printf("[%s] packing: same bits on 1-4 threads, any task size, stacked blocks\n", kern.name);
 }
 
+// The conversion (Kernels::to_f32) against vn::convert_to_f32 over every 16-bit pattern (fp16 and
+// bf16: subnormals, signed zeros, Inf, quiet and signalling NaNs), from every alignment and at every
+// length around the vector width; then packing from fp16/bf16/fp32 rows (unaligned, mixed blocks, on
+// 1-4 threads, tasks inside panels) against packing the FP32 conversion: the same bits.
+static void check_dtypes(const Kernels& kern) {
+  std::vector<uint16_t> all(65536);
+  for (int i = 0; i < 65536; ++i) all[i] = static_cast<uint16_t>(i);
+  for (int32_t dt : {int32_t(VN_F16), int32_t(VN_BF16)}) {
+    const char* dn = dt == VN_F16 ? "fp16" : "bf16";
+    std::vector<float> want(65536), got(65536);
+    vn::convert_to_f32(dt, all.data(), want.data(), 65536);
+    std::vector<unsigned char> buf(2 * 65536 + 64);
+    bool ok = true;
+    for (int off = 0; off < 4; ++off) {
+      std::memcpy(buf.data() + off, all.data(), 2 * 65536);
+      std::fill(got.begin(), got.end(), -1.0f);
+      kern.to_f32(dt, buf.data() + off, got.data(), 65536);
+      ok = ok && std::memcmp(got.data(), want.data(), 4 * 65536) == 0;
+    }
+    // Every length 0..40 from odd offsets (tails, groups holding NaNs next to ordinary values).
+    for (int len = 0; len <= 40; ++len)
+      for (int start : {0, 1, 31743, 31744 - 7, 64511 - 3, 65536 - 41}) {
+        std::vector<float> g(len + 1, -2.0f);
+        std::memcpy(buf.data() + 1, all.data() + start, 2 * len);
+        kern.to_f32(dt, buf.data() + 1, g.data(), len);
+        ok = ok && std::memcmp(g.data(), want.data() + start, 4 * len) == 0 && g[len] == -2.0f;
+      }
+    check(ok, kern.name, dt == VN_F16 ? "fp16 to FP32: the bits of convert_to_f32" : "bf16 to FP32: the bits of convert_to_f32", 0, 0, 65536);
+    std::printf("[%s] %s -> fp32: all 65536 values as the scalar conversion\n", kern.name, dn);
+  }
+
+  std::mt19937 gen(11);
+  std::uniform_int_distribution<int> bits(0, 65535);
+  ThreadPool pools[] = {ThreadPool(1), ThreadPool(3)};
+  const int shapes[][2] = {{1, 1}, {33, 5}, {96, 513}, {301, 700}};
+  for (const auto& s : shapes) {
+    const int N = s[0], K = s[1];
+    // Three blocks of rows: fp16, bf16, fp32 (random bit patterns: every kind of value), each at an
+    // odd address.
+    const int n0 = N / 3, n1 = N / 2 - N / 3, n2 = N - n0 - n1;
+    std::vector<unsigned char> h(2 * size_t(n0) * K + 1), b(2 * size_t(n1) * K + 1), f(4 * size_t(n2) * K + 1);
+    for (size_t i = 1; i < h.size(); i += 2) {
+      const int v = bits(gen);
+      h[i] = v & 0xff, h[i + 1] = v >> 8;
+    }
+    for (size_t i = 1; i < b.size(); i += 2) {
+      const int v = bits(gen);
+      b[i] = v & 0xff, b[i + 1] = v >> 8;
+    }
+    for (size_t i = 1; i < f.size(); ++i) f[i] = static_cast<unsigned char>(bits(gen));
+    std::vector<float> bias(N), w32(size_t(N) * K);
+    for (int j = 0; j < N; ++j) bias[j] = float(j) - 7.5f;
+    vn::convert_to_f32(VN_F16, h.data() + 1, w32.data(), int64_t(n0) * K);
+    vn::convert_to_f32(VN_BF16, b.data() + 1, w32.data() + size_t(n0) * K, int64_t(n1) * K);
+    vn::convert_to_f32(VN_F32, f.data() + 1, w32.data() + size_t(n0 + n1) * K, int64_t(n2) * K);
+    PackedLinear want;
+    pack_linear(&want, w32.data(), bias.data(), N, K, &kern);
+    const LinearRows blocks[3] = {{h.data() + 1, bias.data(), n0, VN_F16},
+                                  {b.data() + 1, bias.data() + n0, n1, VN_BF16},
+                                  {f.data() + 1, bias.data() + n0 + n1, n2, VN_F32}};
+    for (ThreadPool& pool : pools)
+      for (int64_t chunk : {int64_t(0), int64_t(37) * kern.nr + 5}) {
+        PackedLinear P;
+        pack_linear(&P, blocks, 3, K, &pool, &kern, chunk);
+        const bool same = P.w.size() == want.w.size() && P.bias.size() == want.bias.size() &&
+                          std::memcmp(P.w.data(), want.w.data(), want.w.size() * 4) == 0 &&
+                          std::memcmp(P.bias.data(), want.bias.data(), want.bias.size() * 4) == 0;
+        check(same, kern.name, "packed from fp16/bf16/fp32 rows = packed from their FP32 conversion", 0, N, K);
+      }
+  }
+  std::printf("[%s] packing from fp16/bf16/fp32 rows: the bits of packing their FP32 conversion\n", kern.name);
+}
+
 int main() {
   std::printf("process kernels: %s (%s)\n", kernels().name, kernels().label);
   std::vector<std::vector<Case>> runs;
@@ -161,6 +236,7 @@ int main() {
     }
     paths.push_back(k);
     check_packing(*k);
+    check_dtypes(*k);
     runs.push_back(run_path(*k));
   }
   // The paths against the first (the widest this CPU has).

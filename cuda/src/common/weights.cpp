@@ -25,6 +25,7 @@ namespace {
 struct Expected {
   std::string name;
   std::vector<int64_t> shape;
+  bool linear = false;  // a Linear layer's weight (WeightSet::Entry::linear)
 };
 
 float half_to_float(uint16_t h) {
@@ -61,6 +62,7 @@ std::vector<Expected> expected_tensors(const vn_model_config& c) {
   const int64_t H = c.hidden, I = c.intermediate, V = c.vocab;
   std::vector<Expected> e;
   auto add = [&](std::string name, std::vector<int64_t> shape) { e.push_back({std::move(name), std::move(shape)}); };
+  auto lin = [&](std::string name, std::vector<int64_t> shape) { e.push_back({std::move(name), std::move(shape), true}); };
   if (c.arch == VN_ARCH_ESM2) {
     const int64_t hd = H / c.n_heads;
     add("embeddings.word_embeddings.weight", {V, H});
@@ -69,17 +71,17 @@ std::vector<Expected> expected_tensors(const vn_model_config& c) {
       add(p + "attention.LayerNorm.weight", {H});
       add(p + "attention.LayerNorm.bias", {H});
       for (const char* qkv : {"query", "key", "value"}) {
-        add(p + "attention.self." + qkv + ".weight", {H, H});
+        lin(p + "attention.self." + qkv + ".weight", {H, H});
         add(p + "attention.self." + qkv + ".bias", {H});
       }
       add(p + "attention.self.rotary_embeddings.inv_freq", {hd / 2});
-      add(p + "attention.output.dense.weight", {H, H});
+      lin(p + "attention.output.dense.weight", {H, H});
       add(p + "attention.output.dense.bias", {H});
       add(p + "LayerNorm.weight", {H});
       add(p + "LayerNorm.bias", {H});
-      add(p + "intermediate.dense.weight", {I, H});
+      lin(p + "intermediate.dense.weight", {I, H});
       add(p + "intermediate.dense.bias", {I});
-      add(p + "output.dense.weight", {H, I});
+      lin(p + "output.dense.weight", {H, I});
       add(p + "output.dense.bias", {H});
     }
     add("encoder.emb_layer_norm_after.weight", {H});
@@ -91,24 +93,24 @@ std::vector<Expected> expected_tensors(const vn_model_config& c) {
     add("embeddings.LayerNorm.bias", {H});
     for (int l = 0; l < c.n_layers; ++l) {
       const std::string p = "encoder.layer." + std::to_string(l) + ".";
-      add(p + "attention.self.Wqkv.weight", {3 * H, H});
+      lin(p + "attention.self.Wqkv.weight", {3 * H, H});
       add(p + "attention.self.Wqkv.bias", {3 * H});
-      add(p + "attention.output.dense.weight", {H, H});
+      lin(p + "attention.output.dense.weight", {H, H});
       add(p + "attention.output.dense.bias", {H});
       add(p + "attention.output.LayerNorm.weight", {H});
       add(p + "attention.output.LayerNorm.bias", {H});
-      add(p + "mlp.gated_layers.weight", {2 * I, H});
-      add(p + "mlp.wo.weight", {H, I});
+      lin(p + "mlp.gated_layers.weight", {2 * I, H});
+      lin(p + "mlp.wo.weight", {H, I});
       add(p + "mlp.wo.bias", {H});
       add(p + "mlp.layernorm.weight", {H});
       add(p + "mlp.layernorm.bias", {H});
     }
   } else if (c.arch == VN_ARCH_MLP) {
     const int64_t F = H, U = I, C = c.n_classes;
-    add("hidden_layer.weight", {U, F});
+    lin("hidden_layer.weight", {U, F});
     add("hidden_layer.bias", {U});
     for (const char* b : {"weight", "bias", "running_mean", "running_var"}) add(std::string("bn1.") + b, {U});
-    add("output_layer.weight", {C, U});
+    lin("output_layer.weight", {C, U});
     add("output_layer.bias", {C});
   }
   return e;
@@ -339,13 +341,15 @@ vn_status build_weight_set(const vn_model_config& cfg, const vn_tensor* tensors,
     entry.dtype = t.dtype;
     entry.src = t.data;
     entry.count = count;
-    entries.push_back(&entry);
+    entry.linear = e.linear;
+    if (!e.linear) entries.push_back(&entry);
   }
   if (!host_f32) return VN_OK;
 
-  // FP32 conversion for the CPU backend, lazily and on every core: a 3B model is 11 GB of fresh
-  // FP32 pages (first-touch page faults on one thread used to dominate its load); converting at
-  // most ~1/8 of it ahead of the backend's packing bounds the peak to the packed model plus that.
+  // FP32 conversion for the CPU backend of the tensors it does not pack straight from their stored
+  // dtype (embeddings, LayerNorm, biases), lazily; on every core when they add up to enough (fresh
+  // FP32 pages faulted on one thread would dominate the load), at most ~1/8 of them ahead of the
+  // backend taking them.
   int64_t total = 0;
   for (const WeightSet::Entry* e : entries) total += e->count;
   unsigned n_threads = std::max(1u, std::thread::hardware_concurrency());

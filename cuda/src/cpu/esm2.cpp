@@ -104,16 +104,15 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, ThreadPool*
     L.ln_attn_w = w.take(p + "attention.LayerNorm.weight", {H});
     L.ln_attn_b = w.take(p + "attention.LayerNorm.bias", {H});
     {
-      // Query, key and value as one (3H, H) GEMM, packed straight from the three tensors.
-      std::vector<float> wt[3], bt[3];
+      // Query, key and value as one (3H, H) GEMM, packed straight from the three stored tensors.
+      std::vector<float> bt[3];
+      LinearRows blocks[3];
       const char* names[3] = {"query", "key", "value"};
       for (int i = 0; i < 3; ++i) {
-        wt[i] = w.take(p + "attention.self." + names[i] + ".weight", {H, H});
         bt[i] = w.take(p + "attention.self." + names[i] + ".bias", {H});
+        blocks[i] = w.rows(p + "attention.self." + names[i] + ".weight", H, H, bt[i].data());
       }
       if (w.status != VN_OK) break;
-      const LinearRows blocks[3] = {{wt[0].data(), bt[0].data(), H}, {wt[1].data(), bt[1].data(), H},
-                                    {wt[2].data(), bt[2].data(), H}};
       pack_linear(&L.qkv, blocks, 3, H, pool);
     }
     L.inv_freq = w.take(p + "attention.self.rotary_embeddings.inv_freq", {hd / 2});

@@ -9,6 +9,7 @@
 
 #include "cpu/buffer.h"
 #include "cpu/thread_pool.h"
+#include "virnuc.h"
 
 namespace vn::cpu {
 
@@ -21,18 +22,22 @@ struct PackedLinear {
   FloatBuffer bias;  // (panels * nr), zeros where the layer has no bias
 };
 
-// One block of a Linear layer's output rows: W [n,k] row-major, bias [n] or nullptr.
+// One block of a Linear layer's output rows: W [n,k] row-major in its stored dtype (vn_dtype: f32,
+// f16 or bf16; any alignment, e.g. a memory-mapped checkpoint), bias [n] (FP32) or nullptr.
 struct LinearRows {
-  const float* w = nullptr;
+  const void* w = nullptr;
   const float* bias = nullptr;
   int64_t n = 0;
+  int32_t dtype = VN_F32;
 };
 
 // Packs the blocks stacked in order (e.g. query, key and value as one (3H, H) layer) for `kern`
-// (default: the process's kernels()). With a pool, its threads pack in parallel, each allocating
-// (first-touching) the stretches of the packed buffer it writes: tasks of `chunk` floats (0: 2 MiB,
-// one transparent huge page of FloatBuffer's; rounded to whole panel rows) over the panels. Each
-// packed value is a copy, so the result is the same bits whatever the pool and the chunk.
+// (default: the process's kernels()), converting fp16/bf16 weights to FP32 on the way (`kern`'s
+// to_f32: exact, the values vn::convert_to_f32 gives; no FP32 copy of the weights is made). With a
+// pool, its threads pack in parallel, each allocating (first-touching) the stretches of the packed
+// buffer it writes: tasks of `chunk` floats (0: 2 MiB, one transparent huge page of FloatBuffer's;
+// rounded to whole panel rows) over the panels. Each packed value is a copy of one converted value,
+// so the result is the same bits whatever the pool and the chunk.
 void pack_linear(PackedLinear* out, const LinearRows* blocks, int n_blocks, int64_t k, ThreadPool* pool,
                  const Kernels* kern = nullptr, int64_t chunk = 0);
 

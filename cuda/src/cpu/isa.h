@@ -28,6 +28,9 @@ struct Kernels {
   void (*gelu)(float* x, int64_t n);
   // y[0..n) = erf(x) (the vector fit GELU uses; for tests).
   void (*erf)(const float* x, float* y, int64_t n);
+  // dst[0..n) = the n values of a vn_dtype (f32, f16, bf16) at src, any alignment, as FP32: exact,
+  // the same bits as vn::convert_to_f32 (F16C / AVX-512 conversions where the path has them).
+  void (*to_f32)(int32_t dtype, const void* src, float* dst, int64_t n);
 };
 
 enum class Isa : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };

@@ -6,7 +6,8 @@
 namespace vn::cpu {
 
 const Kernels* kernels_avx512() {
-  static const Kernels k{"avx512", "AVX-512", avx512::kNR, &avx512::linear, &avx512::attention, &avx512::gelu, &avx512::erf_n};
+  static const Kernels k{"avx512", "AVX-512", avx512::kNR, &avx512::linear, &avx512::attention, &avx512::gelu, &avx512::erf_n,
+                         &avx512::to_f32};
   return &k;
 }
 

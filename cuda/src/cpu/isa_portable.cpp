@@ -8,10 +8,10 @@ namespace vn::cpu {
 const Kernels* kernels_portable() {
 #if defined(__SSE2__)
   static const Kernels k{"portable", "portable (SSE2)", portable::kNR, &portable::linear, &portable::attention,
-                         &portable::gelu, &portable::erf_n};
+                         &portable::gelu, &portable::erf_n, &portable::to_f32};
 #else
   static const Kernels k{"portable", "portable", portable::kNR, &portable::linear, &portable::attention,
-                         &portable::gelu, &portable::erf_n};
+                         &portable::gelu, &portable::erf_n, &portable::to_f32};
 #endif
   return &k;
 }

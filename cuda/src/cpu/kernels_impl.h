@@ -16,6 +16,14 @@
 #include "cpu/ops.h"
 #include "cpu/simd.h"
 #include "cpu/thread_pool.h"
+#include "virnuc.h"
+
+namespace vn {
+// common/weights.cpp (compiled for the baseline): the scalar conversion that to_f32 must match bit
+// for bit; to_f32 leaves it the tails, the groups holding an Inf or NaN, and what it has no vector
+// conversion for.
+void convert_to_f32(int32_t dtype, const void* src, float* dst, int64_t count);
+}  // namespace vn
 
 namespace vn::cpu::VN_ISA_NS {
 namespace {
@@ -219,6 +227,90 @@ void attention(ThreadPool& pool, const AttentionArgs& a, const int32_t* cu, int3
     }
   });
 }
+
+// Stored weights to FP32 (Kernels::to_f32). The *_body functions convert a prefix of the n values
+// with vector instructions and return its length. fp16 -> fp32 and bf16 -> fp32 are exact, so only
+// NaNs could differ: vcvtph2ps quiets a signalling NaN, the scalar conversion keeps its bits, so a
+// group of halves holding any Inf/NaN (exponent all ones) goes to the scalar conversion.
+#if defined(VN_ISA_AVX512)
+int64_t f16_body(const unsigned char* p, float* dst, int64_t n) {
+  const __m256i expo = _mm256_set1_epi16(0x7c00);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * i));
+    if (_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_and_si256(h, expo), expo)) != 0)
+      vn::convert_to_f32(VN_F16, p + 2 * i, dst + i, 16);
+    else
+      _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(h));
+  }
+  return i;
+}
+int64_t bf16_body(const unsigned char* p, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2 * i));
+    _mm512_storeu_si512(dst + i, _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  return i;
+}
+#elif defined(VN_ISA_AVX2)
+// F16C is not part of this path's requirements (AVX2 + FMA): isa_avx2.cpp uses this conversion
+// only where the CPU reports F16C, else to_f32_no_f16c.
+__attribute__((target("f16c"))) int64_t f16_body(const unsigned char* p, float* dst, int64_t n) {
+  const __m128i expo = _mm_set1_epi16(0x7c00);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, expo), expo)) != 0)
+      vn::convert_to_f32(VN_F16, p + 2 * i, dst + i, 8);
+    else
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+  }
+  return i;
+}
+int64_t bf16_body(const unsigned char* p, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  return i;
+}
+#else
+int64_t f16_body(const unsigned char*, float*, int64_t) { return 0; }
+int64_t bf16_body(const unsigned char* p, float* dst, int64_t n) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  // Each bf16 as the high half of a 32-bit lane.
+  const __m128i zero = _mm_setzero_si128();
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2 * i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_unpacklo_epi16(zero, h));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 4), _mm_unpackhi_epi16(zero, h));
+  }
+#endif
+  (void)p;
+  (void)dst;
+  (void)n;
+  return i;
+}
+#endif
+
+void to_f32(int32_t dtype, const void* src, float* dst, int64_t n) {
+  const auto* p = static_cast<const unsigned char*>(src);
+  int64_t i = 0;
+  if (dtype == VN_F16) i = f16_body(p, dst, n);
+  if (dtype == VN_BF16) i = bf16_body(p, dst, n);
+  if (i < n) vn::convert_to_f32(dtype, p + i * (dtype == VN_F32 ? 4 : 2), dst + i, n - i);
+}
+
+#if defined(VN_ISA_AVX2)
+void to_f32_no_f16c(int32_t dtype, const void* src, float* dst, int64_t n) {
+  const auto* p = static_cast<const unsigned char*>(src);
+  const int64_t i = dtype == VN_BF16 ? bf16_body(p, dst, n) : 0;
+  if (i < n) vn::convert_to_f32(dtype, p + i * (dtype == VN_F32 ? 4 : 2), dst + i, n - i);
+}
+#endif
 
 void gelu(float* x, int64_t n) { gelu_row(x, n); }
 

@@ -23,12 +23,22 @@ std::vector<float> WeightTaker::take(const std::string& name, std::initializer_l
   return std::move(e->data);
 }
 
+LinearRows WeightTaker::rows(const std::string& weight, int64_t n, int64_t k, const float* bias) {
+  if (status != VN_OK) return {};
+  const WeightSet::Entry* e = ws.get(weight, {n, k});
+  if (!e) {
+    status = VN_ERR_INVALID;
+    return {};
+  }
+  return LinearRows{e->src, bias, n, e->dtype};
+}
+
 void WeightTaker::linear(PackedLinear* out, const std::string& weight, const std::string& bias, int64_t n, int64_t k) {
-  std::vector<float> w = take(weight, {n, k});
   std::vector<float> b;
   if (!bias.empty()) b = take(bias, {n});
+  const LinearRows block = rows(weight, n, k, bias.empty() ? nullptr : b.data());
   if (status != VN_OK) return;
-  pack_linear(out, w.data(), bias.empty() ? nullptr : b.data(), n, k, nullptr, pool);
+  pack_linear(out, &block, 1, k, pool);
 }
 
 }  // namespace vn::cpu

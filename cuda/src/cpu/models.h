@@ -35,7 +35,10 @@ struct WeightTaker {
   ThreadPool* pool = nullptr;  // packs on these threads (nullptr: the calling thread)
   vn_status status = VN_OK;
   std::vector<float> take(const std::string& name, std::initializer_list<int64_t> shape);
-  // Packs a Linear layer (weight [n,k], optional bias [n]) and frees the source arrays.
+  // A checked Linear weight [n,k] as a block of rows in its stored dtype (no FP32 copy), with
+  // `bias` (FP32, kept alive by the caller) or nullptr; {} when missing or misshapen (status set).
+  LinearRows rows(const std::string& weight, int64_t n, int64_t k, const float* bias);
+  // Packs a Linear layer (weight [n,k] straight from its stored dtype, optional bias [n]).
   void linear(PackedLinear* out, const std::string& weight, const std::string& bias, int64_t n, int64_t k);
 };
 
