@@ -7,7 +7,7 @@
  */
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { CancelledError, Engine, type EncoderHandle, type HostBuffer, type Ticket } from "../../src/engine/engine.ts";
-import { protein, rng, tinyEsm } from "./tiny.ts";
+import { packBatch, protein, rng, tinyEsm } from "./tiny.ts";
 
 setDefaultTimeout(120_000);
 
@@ -30,25 +30,10 @@ interface Batch {
 
 function makeBatches(e: Engine, h: EncoderHandle): Batch[] {
   const next = rng(3);
-  const batches: Batch[] = [];
-  for (let b = 0; b < BATCHES; b++) {
-    const seqs = Array.from({ length: SEQS }, (_, i) => protein(next, 20 + ((b * 13 + i * 7) % 140)));
-    const total = seqs.reduce((s, x) => s + x.length, 0);
-    const tokens = e.alloc(total * 4);
-    const cu = e.alloc((SEQS + 1) * 4);
-    const out = e.alloc(SEQS * h.outputDim * 4);
-    const t = tokens.i32();
-    const c = cu.i32();
-    let o = 0;
-    seqs.forEach((s, i) => {
-      c[i] = o;
-      t.set(s, o);
-      o += s.length;
-    });
-    c[SEQS] = o;
-    batches.push({ tokens, cu, out, n: SEQS });
-  }
-  return batches;
+  return Array.from({ length: BATCHES }, (_, b) => ({
+    ...packBatch(e, h, Array.from({ length: SEQS }, (_, i) => protein(next, 20 + ((b * 13 + i * 7) % 140)))),
+    n: SEQS,
+  }));
 }
 
 describe(`vn_engine_cancel (${backend})`, () => {

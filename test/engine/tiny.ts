@@ -2,7 +2,7 @@
  * Tiny random models for engine tests: seeded weights given to libvirnuc as f32/f16/bf16 host
  * tensors, and the same (already rounded) values as float64 for the reference.
  */
-import type { Engine, EncoderHandle } from "../../src/engine/engine.ts";
+import type { Engine, EncoderHandle, HostBuffer } from "../../src/engine/engine.ts";
 import type { ClassifierConfig, DType, EncoderConfig, HostTensor } from "../../src/models/tensor.ts";
 import type { Weights } from "./reference.ts";
 
@@ -209,22 +209,28 @@ export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return ab / Math.sqrt(aa * bb);
 }
 
-/** Packs sequences, runs one batch, returns the n x dim embeddings. */
-export function embed(e: Engine, h: EncoderHandle, seqs: number[][]): Float32Array {
+/** One packed batch in engine buffers: tokens, cu_seqlens and room for the pooled outputs. */
+export function packBatch(e: Engine, h: EncoderHandle, seqs: number[][]): { tokens: HostBuffer; cu: HostBuffer; out: HostBuffer } {
   const total = seqs.reduce((s, q) => s + q.length, 0);
   const tokens = e.alloc(total * 4);
   const cu = e.alloc((seqs.length + 1) * 4);
   const out = e.alloc(seqs.length * h.outputDim * 4);
+  const tv = tokens.i32();
+  const cv = cu.i32();
+  let at = 0;
+  seqs.forEach((q, i) => {
+    cv[i] = at;
+    tv.set(q, at);
+    at += q.length;
+  });
+  cv[seqs.length] = at;
+  return { tokens, cu, out };
+}
+
+/** Packs sequences, runs one batch, returns the n x dim embeddings. */
+export function embed(e: Engine, h: EncoderHandle, seqs: number[][]): Float32Array {
+  const { tokens, cu, out } = packBatch(e, h, seqs);
   try {
-    const tv = tokens.i32();
-    const cv = cu.i32();
-    let at = 0;
-    seqs.forEach((q, i) => {
-      cv[i] = at;
-      tv.set(q, at);
-      at += q.length;
-    });
-    cv[seqs.length] = at;
     h.submitEmbed(tokens, cu, seqs.length, out).wait();
     return new Float32Array(out.f32().subarray(0, seqs.length * h.outputDim));
   } finally {
