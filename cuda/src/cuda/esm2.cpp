@@ -397,15 +397,15 @@ vn_status load_esm2(const vn_model_config& cfg, const WeightSet& ws, CudaEngine*
     if (m->q8) L.q_qkv = w.fp8_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H}, &L.s_qkv, &m->outl);
     else L.w_qkv = w.f16_stack({qkv_w[0], qkv_w[1], qkv_w[2]}, {H, H});
     if (m->o8) L.q_out = w.fp8_stack({p + "attention.output.dense.weight"}, {H, H}, &L.s_out);
+    else L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
     if (m->out_lo)
       L.lo_out = w.fp8_lo_rows(p + "attention.output.dense.weight", {H, H}, outliers, m->outl.n, kLoRows, &L.s_lo_out);
-    else L.w_out = w.f16(p + "attention.output.dense.weight", {H, H});
     if (m->f18) L.q_fc1 = w.fp8_stack({p + "intermediate.dense.weight"}, {I, H}, &L.s_fc1, &m->outl);
     else L.w_fc1 = w.f16(p + "intermediate.dense.weight", {I, H});
     if (m->f28) L.q_fc2 = w.fp8_stack({p + "output.dense.weight"}, {H, I}, &L.s_fc2);
+    else L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
     if (m->fc2_lo)
       L.lo_fc2 = w.fp8_lo_rows(p + "output.dense.weight", {H, I}, outliers, m->outl.n, kLoRows, &L.s_lo_fc2);
-    else L.w_fc2 = w.f16(p + "output.dense.weight", {H, I});
     // The residual biases so far, added by the LayerNorms that read the stream.
     const WeightSet::Entry* bo = ws.get(p + "attention.output.dense.bias", {H});
     const WeightSet::Entry* b2 = ws.get(p + "output.dense.bias", {H});
