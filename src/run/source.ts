@@ -4,7 +4,7 @@
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { checkInput, inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary } from "../fasta/reader.ts";
+import { checkInput, inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary, type StreamHead } from "../fasta/reader.ts";
 import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
@@ -58,6 +58,8 @@ export interface SourceOptions {
   indexDir?: string;
   /** told the size of every read from a plain input (I/O accounting) */
   onRead?: (bytes: number) => void;
+  /** stream inputs whose first bytes were read to check them (sniffInputs): the reader starts with those */
+  heads?: Map<string, StreamHead>;
 }
 
 /** True when part k belongs to this shard. */
@@ -93,7 +95,7 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
     yield part;
   };
   summary.read = newReadSummary();
-  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead, summary: summary.read })) {
+  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead, summary: summary.read, heads: opts.heads })) {
     // The reader may reuse its buffers: a part keeps its own copy of each sequence.
     records.push({ ...rec, seq: rec.seq.slice() });
     total++;
