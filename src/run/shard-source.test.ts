@@ -147,6 +147,16 @@ describe("parts for workers", () => {
       expect([when, warnings]).toEqual([when, expected]);
       expect(summary.inputSha256).toEqual(new Map([[a, sha]]));
     }
+    // BGZF: the sha256 of the file as stored (compressed), from the index built now or earlier.
+    const az = join(dir, "a.fa.gz");
+    writeFileSync(az, bgzfCompress(readFileSync(a), 4000));
+    const shaz = createHash("sha256").update(readFileSync(az)).digest("hex");
+    for (const when of ["built", "loaded"]) {
+      const summary = newSummary();
+      const work = await collect(readWork({ inputs: [az], windowReads: 9, done: new Map(), indexDir: dir, onWarning: () => {} }, summary));
+      expect(work.every(isPartRef)).toBe(true);
+      expect([when, summary.inputSha256]).toEqual([when, new Map([[az, shaz]])]);
+    }
   }, 60_000);
 
   test("a worker refuses an input that changed after it was indexed", async () => {
