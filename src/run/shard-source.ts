@@ -81,7 +81,8 @@ function isZstd(path: string): boolean {
 /**
  * The indexes that let workers read their own parts, or null (quietly) when an input is a stream,
  * plain gzip or zstd: then the parent reads and sends the records. Building an index is one pass
- * of the reader; its warnings are kept in the index and given here, built now or earlier.
+ * of the reader; its warnings are kept in the index and given here, built now or earlier, for a
+ * single input (several are read through together by readWork).
  */
 export async function workerIndexes(opts: SourceOptions, indexDir: string): Promise<FileIndex[] | null> {
   for (const path of opts.inputs) if (inputKind(path) !== "file" || isZstd(path) || !indexFormat(path)) return null;
@@ -97,9 +98,10 @@ export async function workerIndexes(opts: SourceOptions, indexDir: string): Prom
     }
     indexes.push(r.index);
   }
-  // The reader's warnings of each input, as a read-through gives them (kept in the index when built).
+  // One input: its reader's warnings, as a read-through gives them (kept in the index when built).
+  // Several inputs are read through together instead (readWork): warnings count over all of them.
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
-  for (const ix of indexes) for (const w of ix.warnings ?? []) warn(w);
+  if (indexes.length === 1) for (const w of indexes[0].warnings ?? []) warn(w);
   return indexes;
 }
 
@@ -126,8 +128,10 @@ export async function* indexedParts(opts: SourceOptions, summary: SourceSummary,
       continue;
     }
     const records: FastaRecord[] = [];
-    // The reader may reuse its buffers: a part keeps its own copy of each sequence.
-    for await (const rec of readRecordRange(opts.inputs, indexes, first, count, { onWarning: opts.onWarning, onRead: opts.onRead }))
+    // The reader may reuse its buffers: a part keeps its own copy of each sequence. For workers
+    // (refs), the reader's warnings are those of the whole inputs (readWork), not of one part.
+    const onWarning = refs ? () => {} : opts.onWarning;
+    for await (const rec of readRecordRange(opts.inputs, indexes, first, count, { onWarning, onRead: opts.onRead }))
       records.push({ ...rec, seq: rec.seq.slice() });
     checkRange(k, first, count, records);
     if (done) {

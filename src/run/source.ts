@@ -115,7 +115,39 @@ export async function* readWork(opts: SourceOptions, summary: SourceSummary): As
   const indexes = opts.indexDir ? await workerIndexes(opts, opts.indexDir) : null;
   if (indexes) {
     summary.inputSha256 = new Map(indexes.flatMap((ix, i): [string, string][] => (ix.sha256 ? [[resolve(opts.inputs[i]), ix.sha256]] : [])));
-    return yield* indexedParts(opts, summary, indexes, true);
+    // A warning may concern several inputs together (an id repeated in another input, the first
+    // protein-like record of all, counts over all): with more than one input, the reader reads
+    // them through here, beside the workers, and warns as a single-process run does.
+    const pass = opts.inputs.length > 1 ? readThrough(opts) : null;
+    try {
+      yield* indexedParts(opts, summary, indexes, true);
+      await pass?.done;
+    } finally {
+      pass?.stop();
+    }
+    return;
   }
   yield* readParts(opts, summary);
+}
+
+/**
+ * Reads the inputs through for the reader's warnings only (records are dropped as they come),
+ * giving the event loop a turn every few thousand records so that the workers' messages flow.
+ */
+function readThrough(opts: SourceOptions): { done: Promise<void>; stop(): void } {
+  let stopped = false;
+  const done = (async () => {
+    let n = 0;
+    for await (const _ of readFasta(opts.inputs, { onWarning: opts.onWarning, summary: newReadSummary() })) {
+      if (stopped) return;
+      if (++n % 4096 === 0) await new Promise((r) => setImmediate(r));
+    }
+  })();
+  done.catch(() => {}); // awaited when the parts are all dealt; a run stopped earlier does not wait for it
+  return {
+    done,
+    stop: () => {
+      stopped = true;
+    },
+  };
 }
