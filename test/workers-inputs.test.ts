@@ -80,4 +80,13 @@ describe("in-process and --workers 2 runs on two inputs that share ids", () => {
     for (const name of ["single", "workers"])
       expect([name, runs[name].stderr.split("\n").filter((l) => l.startsWith("virnuc: warning: ")).map((l) => l.slice(17))]).toEqual([name, single]);
   });
+
+  test("--resume with workers: finished parts are checked by reading them, and the warnings stay those of the whole inputs", () => {
+    const r = runCli(["predict", a, b, "-o", runs.workers.dir, "--chunk-size", "300", "--window-reads", "8", "--no-progress", "--resume", "--workers", "2", ...modelArgs()]);
+    expect(r.stderr).not.toContain("error");
+    expect(r.code).toBe(0);
+    const json = runJson("workers");
+    expect(json.resumedParts).toBe(10);
+    expect(json.warnings).toEqual(runJson("single").warnings);
+  });
 });
