@@ -272,4 +272,19 @@ describe("a shard reads only its share", () => {
     expect(counts(z.summary)).toEqual(counts(plain.summary));
     expect(existsSync(gz + INDEX_SUFFIX)).toBe(false);
   }, 30_000);
+
+  test("a stream (named pipe) cannot be seeked: said once, read through once, same parts", async () => {
+    if (process.platform === "win32") return;
+    const f = join(root, "stream-src.fa");
+    irregularFasta(f, 120, 6);
+    const fifo = join(root, "shard-fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo], { env: process.env }).exitCode).toBe(0);
+    const writer = Bun.spawn(["sh", "-c", `cat '${f}' > '${fifo}'`], { env: process.env });
+    const s = await shardParts([fifo], { index: 2, count: 3 }, join(root, "stream-run"), 10);
+    await writer.exited;
+    const plain = await shardParts([f], { index: 2, count: 3 }, join(root, "stream-run-plain"), 10);
+    expect(s.warnings.filter((w) => /cannot be seeked/.test(w))).toEqual([`${fifo} is a stream and cannot be seeked: this shard reads the whole input`]);
+    expect(s.parts).toEqual(plain.parts);
+    expect(counts(s.summary)).toEqual(counts(plain.summary));
+  }, 30_000);
 });

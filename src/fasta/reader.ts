@@ -138,7 +138,7 @@ export function inputKind(path: string): "stdin" | "stream" | "file" {
 
 /**
  * Checks an input before any work starts: it exists, is not a directory, and (a regular file)
- * is not in a compression virnuc does not read. Streams are checked as they are read.
+ * is not in a compression virnuc does not read. sniffInputs also checks the first record, streams included.
  */
 export function checkInput(path: string): "stdin" | "stream" | "file" {
   const kind = inputKind(path);

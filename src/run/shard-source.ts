@@ -22,7 +22,7 @@ import {
   type IndexFormat,
   type RangeSeek,
 } from "../fasta/index.ts";
-import { inputKind, type FastaRecord } from "../fasta/reader.ts";
+import { inputKind, inputName, type FastaRecord } from "../fasta/reader.ts";
 import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { SourceOptions, SourceSummary } from "./source.ts";
@@ -52,6 +52,10 @@ export async function shardIndexes(opts: SourceOptions, indexDir: string): Promi
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
   const indexes: FileIndex[] = [];
   for (const path of opts.inputs) {
+    if (inputKind(path) !== "file") {
+      warn(`${inputName(path)} is a stream and cannot be seeked: this shard reads the whole input`);
+      return null;
+    }
     if (!indexFormat(path)) {
       warn(`${path} is gzip-compressed and cannot be seeked: this shard reads the whole input (plain and bgzip files are read only in part)`);
       return null;

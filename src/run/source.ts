@@ -26,7 +26,8 @@ export interface SourceSummary {
 
 /**
  * Checks the inputs before any model loads: each exists, is not a directory nor bzip2/xz; `-` (standard
- * input) at most once. Pipes, FIFOs and process substitution are streams: fine.
+ * input) at most once. Pipes, FIFOs and process substitution are streams: fine (their content is
+ * checked by sniffInputs, which reads their first bytes and keeps them).
  */
 export function checkInputs(inputs: string[]): void {
   for (const f of inputs) checkInput(f);
