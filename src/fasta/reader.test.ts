@@ -397,6 +397,23 @@ describe("readFasta: compression, streams, sha256", () => {
     expect(await failure([junk])).toMatch(/corrupt or truncated zstd input \(bytes that are not zstd data follow/);
   });
 
+  test("zstd with bytes inserted anywhere is an error, also where the decompressor stops without one", async () => {
+    const text = ">a desc\nACGTACGTTGCAACGT\n>b\nGGGGCCCCAAAATTTT\n";
+    const z = new Uint8Array(Bun.zstdCompressSync(Buffer.from(text)));
+    const accepted: string[] = [];
+    for (let at = 0; at <= z.length; at++)
+      for (const ins of [[0xe4, 0xcb, 0x1b], [0], [1, 2]]) {
+        const p = file(new Uint8Array([...z.subarray(0, at), ...ins, ...z.subarray(at)]), `ins-${at}-${ins.length}.zst`);
+        try {
+          await read([p]);
+          accepted.push(`${ins.length} byte(s) at ${at}`);
+        } catch (err) {
+          expect(err).toBeInstanceOf(UserError);
+        }
+      }
+    expect(accepted).toEqual([]);
+  });
+
   test("bzip2 and xz: one line naming the format and a pipe that works", async () => {
     const bz = file(Buffer.from("BZh91AY&SY..."), "x.fa.bz2");
     expect(await failure([bz])).toBe(`${bz} is bzip2-compressed, which virnuc does not read: decompress it in a pipe, e.g. \`bzcat ${bz} | virnuc predict - -o DIR\``);

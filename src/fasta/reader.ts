@@ -371,10 +371,26 @@ async function* zstdChecked(raw: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
 async function* decompressed(raw: AsyncIterable<Uint8Array>, format: "gzip" | "zstd"): AsyncGenerator<Uint8Array> {
   const z = format === "gzip" ? createGunzip({ chunkSize: CHUNK }) : createZstdDecompress({ chunkSize: CHUNK });
   const src = Readable.from(format === "zstd" ? zstdChecked(raw) : raw, { objectMode: false });
-  src.on("error", (e) => z.destroy(e));
+  let srcError: unknown = null;
+  const srcDone = new Promise<void>((resolve) => {
+    src.on("error", (e) => {
+      srcError = e;
+      z.destroy(e);
+      resolve();
+    });
+    src.on("end", () => resolve());
+  });
   src.pipe(z);
   try {
     for await (const c of z) yield c as Uint8Array;
+    // The decompressor can stop by itself at the end of a damaged zstd frame, without an error:
+    // the input is still read to its end (hashed, and its frames checked), and its error wins.
+    if (!src.readableEnded && srcError === null) {
+      src.unpipe(z);
+      src.resume();
+    }
+    await srcDone;
+    if (srcError !== null) throw srcError;
   } catch (err) {
     if (err instanceof UserError || err instanceof DecompressError) throw err;
     throw new DecompressError(format, (err as Error).message);
