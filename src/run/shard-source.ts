@@ -85,8 +85,8 @@ function isZstd(path: string): boolean {
 /**
  * The indexes that let workers read their own parts, or null (quietly) when an input is a stream,
  * plain gzip or zstd: then the parent reads and sends the records. Building an index is one pass
- * of the reader; its warnings are kept in the index and given here, built now or earlier, for a
- * single input (several are read through together by readWork).
+ * of the reader; its warnings are kept in the index and given here, built now or earlier (unless
+ * readWork reads the inputs through for them: readsThrough).
  */
 export async function workerIndexes(opts: SourceOptions, indexDir: string): Promise<FileIndex[] | null> {
   for (const path of opts.inputs) if (inputKind(path) !== "file" || isZstd(path) || !indexFormat(path)) return null;
@@ -102,11 +102,17 @@ export async function workerIndexes(opts: SourceOptions, indexDir: string): Prom
     }
     indexes.push(r.index);
   }
-  // One input: its reader's warnings, as a read-through gives them (kept in the index when built).
-  // Several inputs are read through together instead (readWork): warnings count over all of them.
+  // The reader's warnings of each input, as a read-through gives them (kept in the index when
+  // built). Several inputs of a whole run are read through together instead (readWork), so that
+  // warnings count over all of them; a shard reads only its parts and keeps the per-input ones.
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
-  if (indexes.length === 1) for (const w of indexes[0].warnings ?? []) warn(w);
+  if (!readsThrough(opts)) for (const ix of indexes) for (const w of ix.warnings ?? []) warn(w);
   return indexes;
+}
+
+/** Whether a worker run reads its inputs through for the reader's warnings (readWork): several inputs, no shard. */
+export function readsThrough(opts: SourceOptions): boolean {
+  return opts.inputs.length > 1 && !opts.shard;
 }
 
 /**

@@ -9,7 +9,7 @@ import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
-import { indexedParts, indexedShardParts, shardIndexes, workerIndexes, type PartWork } from "./shard-source.ts";
+import { indexedParts, indexedShardParts, readsThrough, shardIndexes, workerIndexes, type PartWork } from "./shard-source.ts";
 
 export interface SourceSummary {
   /** parts in the whole input (known once the input has been read to the end) */
@@ -117,9 +117,10 @@ export async function* readWork(opts: SourceOptions, summary: SourceSummary): As
   if (indexes) {
     summary.inputSha256 = new Map(indexes.flatMap((ix, i): [string, string][] => (ix.sha256 ? [[resolve(opts.inputs[i]), ix.sha256]] : [])));
     // A warning may concern several inputs together (an id repeated in another input, the first
-    // protein-like record of all, counts over all): with more than one input, the reader reads
-    // them through here, beside the workers, and warns as a single-process run does.
-    const pass = opts.inputs.length > 1 ? readThrough(opts) : null;
+    // protein-like record of all, counts over all): with more than one input (and no shard, which
+    // reads only its parts), the reader reads them through here, beside the workers, and warns
+    // as a single-process run does.
+    const pass = readsThrough(opts) ? readThrough(opts) : null;
     try {
       yield* indexedParts(opts, summary, indexes, true);
       await pass?.done;
