@@ -5,7 +5,7 @@
  * stream; compressions virnuc does not read.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { CLI, REFERENCE, ROOT, modelArgs, outputsOf, runCli, tempDir, tinyModels } from "./helpers.ts";
@@ -127,6 +127,53 @@ describe("virnuc predict on streams (tiny random models)", () => {
     const other = runWithStdin(args("-", d, ["--resume"]), Buffer.from(fastq.replace("@test_seq_9", "@renamed")));
     expect(other.code).toBe(1);
     expect(other.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^virnuc: error: --resume refused: the input records of part \d+ .* differ from the earlier run's$/)]);
+  }, 120_000);
+
+  test("a stream whose first record spans many reads: stdin (plain, gzip) gives the same files as the file with those bytes", () => {
+    // The format check reads the stream's head before the models load; the reader must still get every byte.
+    const long = text.replace(/^>(\S+)/, (m) => `${m} ${"description ".repeat(80_000)}`);
+    const f = join(work, "long-header.fa");
+    writeFileSync(f, long);
+    const d = join(work, "predict-long-file");
+    expect(runCli(args(f, d)).code).toBe(0);
+    const want = outputsOf(d);
+    for (const [name, bytes] of [["plain", Buffer.from(long)], ["gzip", gzipSync(long)]] as const) {
+      const o = join(work, `predict-long-stdin-${name}`);
+      const r = runWithStdin(args("-", o), bytes);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(outputsOf(o)).toEqual(want);
+    }
+  }, 120_000);
+
+  test("a bad stream fails with its format error before any model is resolved or loaded, and makes no output directory", () => {
+    const noModels = ["--esm", join(work, "no-esm"), "--dnabert", join(work, "no-dnabert"), "--classifier", join(work, "no-cls.pth"), "--device", "cpu", "--no-progress"];
+    const bam = gzipSync(Buffer.from([0x42, 0x41, 0x4d, 0x01, 0x5d, 0, 0, 0, 0x40, 0x48, 0x44, 0x09]));
+    const cases: [string, Uint8Array, string][] = [
+      ["BAM", bam, "<stdin>:1: binary data (byte 0x01) in the input: not a FASTA or FASTQ text file (plain, gzip or zstd)"],
+      ["bzip2", Buffer.from("BZh91AY&SY\u0000\u0001"), "<stdin> is bzip2-compressed, which virnuc does not read: decompress it in a pipe, e.g. `bzcat FILE | virnuc predict - -o DIR`"],
+      ["xz", new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), "<stdin> is xz-compressed, which virnuc does not read: decompress it in a pipe, e.g. `xzcat FILE | virnuc predict - -o DIR`"],
+      ["binary", new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), "<stdin>:1: binary data (byte 0x7f) in the input: not a FASTA or FASTQ text file (plain, gzip or zstd)"],
+      ["empty", new Uint8Array(0), "no records in <stdin> (the input is empty or holds only blank lines)"],
+      ["zstd text before the first header", Bun.zstdCompressSync(Buffer.from("ACGT\n>r\nAC\n")), "<stdin>:1: text before the first '>' header: not a FASTA file (FASTA starts with '>', FASTQ with '@')"],
+    ];
+    for (const [name, bytes, message] of cases)
+      for (const command of ["predict", "embed"]) {
+        const o = join(work, `bad-stream-${command}-${name.replace(/\W+/g, "-")}`);
+        const models = command === "embed" ? noModels.filter((a, i) => a !== "--classifier" && noModels[i - 1] !== "--classifier") : noModels;
+        const r = runWithStdin([command, "-", "-o", o, ...models], bytes);
+        expect(r.stderr, `${command} ${name}`).toBe(`virnuc: error: ${message}\n`);
+        expect(r.code).toBe(1);
+        expect(existsSync(o)).toBe(false);
+      }
+    // The same models with a good stream: the check passes it, and the run stops at the missing model.
+    const ok = runWithStdin(["predict", "-", "-o", join(work, "good-stream-no-models"), ...noModels], gzipSync(fastq));
+    expect(ok.code).toBe(1);
+    expect(ok.stderr).toMatch(/^virnuc: error: --esm \S*no-esm: /);
+    // A named pipe is checked the same way.
+    const q = runWithFifo((f) => ["predict", f, "-o", join(work, "bad-fifo"), ...noModels], "@r1\nACGT\n+\nII\n");
+    expect(q.code).toBe(1);
+    expect(q.stderr).toMatch(/^virnuc: error: \S+fifo-\w+:4: record 'r1' has 2 quality values for 4 bases/);
   }, 120_000);
 
   test("bzip2 input: one error line naming the format and a pipe that works, before any model loads", () => {

@@ -48,9 +48,15 @@ export interface Block {
 /**
  * The members of a BGZF file from compressed offset `coffset` (whose text starts at decompressed
  * offset `uoffset`), decompressed one at a time; empty members (the end marker) are skipped.
- * `onRead` is told the compressed bytes read.
+ * `onRead` is told the compressed bytes read; `onBytes` is given them, in file order (each byte once).
  */
-export function* bgzfBlocks(path: string, coffset = 0, uoffset = 0, onRead?: (bytes: number) => void): Generator<Block> {
+export function* bgzfBlocks(
+  path: string,
+  coffset = 0,
+  uoffset = 0,
+  onRead?: (bytes: number) => void,
+  onBytes?: (bytes: Uint8Array) => void,
+): Generator<Block> {
   const fd = openSync(path, "r");
   const READ = 256 << 10; // a few blocks a read: a part ends at most this far past its last block
   let buf = new Uint8Array(READ);
@@ -67,6 +73,7 @@ export function* bgzfBlocks(path: string, coffset = 0, uoffset = 0, onRead?: (by
         next.set(keep);
         const n = readSync(fd, next, keep.length, next.length - keep.length, pos + keep.length);
         onRead?.(n);
+        if (n > 0) onBytes?.(next.subarray(keep.length, keep.length + n));
         buf = next;
         bufStart = pos;
         bufLen = keep.length + n;
@@ -98,6 +105,7 @@ export function* bgzfBlocks(path: string, coffset = 0, uoffset = 0, onRead?: (by
 /**
  * The decompressed text of a BGZF file from decompressed offset `from`, which must lie in the
  * member at `block` (compressed offset, and the decompressed offset of its first byte).
+ * `onBytes` is given the compressed bytes read (from `block.coffset` on, in file order).
  */
 export async function* bgzfText(
   path: string,
@@ -105,10 +113,11 @@ export async function* bgzfText(
   block: { coffset: number; uoffset: number },
   onRead?: (bytes: number) => void,
   onBlock?: (b: Block) => void,
+  onBytes?: (bytes: Uint8Array) => void,
 ): AsyncGenerator<Uint8Array> {
   if (from < block.uoffset) throw new Error(`bgzfText: offset ${from} is before its block (${block.uoffset})`);
   let skip = from - block.uoffset;
-  for (const b of bgzfBlocks(path, block.coffset, block.uoffset, onRead)) {
+  for (const b of bgzfBlocks(path, block.coffset, block.uoffset, onRead, onBytes)) {
     onBlock?.(b);
     if (skip >= b.data.length) {
       skip -= b.data.length;

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
 import { readFasta, type FastaRecord } from "./reader.ts";
 import { bgzfCompress } from "./bgzf.ts";
+import { createHash } from "node:crypto";
 import { INDEX_SUFFIX, buildIndex, indexCommand, formatIndex, indexPaths, loadOrBuildIndex, parseIndex, readRecordRange } from "./index.ts";
 import { readParts, type SourceSummary } from "../run/source.ts";
 import { hashRecords } from "../frames/prepare.ts";
@@ -72,6 +73,9 @@ describe("record-offset index", () => {
     const full = await all([a, b]);
     const ixs = [await buildIndex(az, { stride: 7, onWarning: () => {} }), await buildIndex(bz, { stride: 7, onWarning: () => {} })];
     expect(ixs.map((x) => x.format)).toEqual(["bgzf", "bgzf"]);
+    // the sha256 of the file as stored (its compressed bytes), kept in the index
+    const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+    expect(ixs.map((x) => x.sha256)).toEqual([sha(az), sha(bz)]);
     expect(parseIndex(formatIndex(ixs[0]), az, statSync(az))).toEqual(ixs[0]);
     const noOffset = (r: FastaRecord) => ({ ...same(r), offset: 0, file: "" });
     for (const [first, count] of [[0, 5], [6, 9], [7, 7], [100, 200], [ixs[0].records - 3, 10], [full.length - 1, 5], [0, full.length]]) {
@@ -156,13 +160,15 @@ describe("record-offset index", () => {
 
   test("a damaged or foreign index is not used", () => {
     const now = { size: 1000, mtimeMs: 5 };
-    const good = formatIndex({ path: "x", format: "plain", bytes: 1000, mtimeMs: 5, stride: 10, records: 15, entries: [{ record: 0, offset: 0, line: 1 }, { record: 10, offset: 500, line: 21 }] });
+    const good = formatIndex({ path: "x", format: "plain", bytes: 1000, mtimeMs: 5, stride: 10, records: 15, entries: [{ record: 0, offset: 0, line: 1 }, { record: 10, offset: 500, line: 21 }], sha256: "a".repeat(64) });
     expect(parseIndex(good, "x", now)?.entries.length).toBe(2);
     expect(parseIndex(good, "x", { size: 1001, mtimeMs: 5 })).toBeNull();
     expect(parseIndex(good, "x", { size: 1000, mtimeMs: 6 })).toBeNull();
     expect(parseIndex(good.replace("\n10\t500", "\n11\t500"), "x", now)).toBeNull();
     expect(parseIndex(good.split("\n").slice(0, 2).join("\n"), "x", now)).toBeNull(); // an entry missing
     expect(parseIndex(">r1\nACGT\n", "x", now)).toBeNull();
+    // without the file's sha256 (BGZF indexes of earlier versions): rebuilt
+    expect(parseIndex(good.replace(`\tsha256=${"a".repeat(64)}`, ""), "x", now)).toBeNull();
   });
 });
 
@@ -265,5 +271,20 @@ describe("a shard reads only its share", () => {
     expect(z.parts).toEqual(plain.parts);
     expect(counts(z.summary)).toEqual(counts(plain.summary));
     expect(existsSync(gz + INDEX_SUFFIX)).toBe(false);
+  }, 30_000);
+
+  test("a stream (named pipe) cannot be seeked: said once, read through once, same parts", async () => {
+    if (process.platform === "win32") return;
+    const f = join(root, "stream-src.fa");
+    irregularFasta(f, 120, 6);
+    const fifo = join(root, "shard-fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo], { env: process.env }).exitCode).toBe(0);
+    const writer = Bun.spawn(["sh", "-c", `cat '${f}' > '${fifo}'`], { env: process.env });
+    const s = await shardParts([fifo], { index: 2, count: 3 }, join(root, "stream-run"), 10);
+    await writer.exited;
+    const plain = await shardParts([f], { index: 2, count: 3 }, join(root, "stream-run-plain"), 10);
+    expect(s.warnings.filter((w) => /cannot be seeked/.test(w))).toEqual([`${fifo} is a stream and cannot be seeked: this shard reads the whole input`]);
+    expect(s.parts).toEqual(plain.parts);
+    expect(counts(s.summary)).toEqual(counts(plain.summary));
   }, 30_000);
 });

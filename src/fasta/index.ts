@@ -13,7 +13,8 @@
  *   them ahead, e.g. once per sample before its shard jobs start)
  *   #virnuc-index 1<TAB>bytes=B<TAB>mtime_ms=T<TAB>stride=S<TAB>records=N
  *   record<TAB>offset<TAB>line          (one line every S records, record 0 first)
- *   a plain file's header adds sha256=HEX (its bytes, hashed by the build pass), and each warning
+ *   the header adds sha256=HEX (the file's bytes as stored, compressed for BGZF, hashed by the
+ *   build pass; an index without it is rebuilt), and each warning
  *   the reader gave while building follows as #warning<TAB>"JSON string" (a run that reads through
  *   the index instead of the records repeats them and records the hash)
  *   BGZF input: format=bgzf in the header; offsets are in the decompressed text, and each line
@@ -57,7 +58,7 @@ export interface FileIndex {
   stride: number;
   records: number;
   entries: IndexEntry[];
-  /** sha256 of the file's bytes (plain files; the build pass hashes them) */
+  /** sha256 of the file's bytes as stored (BGZF: the compressed bytes); the build pass hashes them */
   sha256?: string;
   /** the reader's warnings while reading the whole file, in order */
   warnings?: string[];
@@ -107,11 +108,10 @@ export function parseIndex(text: string, path: string, now: { size: number; mtim
   const ix: FileIndex = { path, format, bytes: num("bytes"), mtimeMs: num("mtime_ms"), stride: num("stride"), records: num("records"), entries: [] };
   if (ix.bytes !== now.size || ix.mtimeMs !== now.mtimeMs) return null;
   if (!(Number.isInteger(ix.stride) && ix.stride > 0 && Number.isInteger(ix.records) && ix.records >= 0)) return null;
+  // Every index holds its file's sha256 (older BGZF indexes did not: they are rebuilt).
   const sha = kv.get("sha256");
-  if (sha !== undefined) {
-    if (!/^[0-9a-f]{64}$/.test(sha)) return null;
-    ix.sha256 = sha;
-  }
+  if (sha === undefined || !/^[0-9a-f]{64}$/.test(sha)) return null;
+  ix.sha256 = sha;
   ix.warnings = [];
   let i = 1;
   for (; i < lines.length && lines[i].startsWith("#warning\t"); i++) {
@@ -165,7 +165,8 @@ export async function buildIndex(path: string, opts: { stride?: number; onWarnin
     format === "bgzf"
       ? (p) =>
           p === path
-            ? (from) => bgzfText(path, from, { coffset: 0, uoffset: 0 }, opts.onRead, (b) => blocks.push({ coffset: b.coffset, uoffset: b.uoffset, end: b.uoffset + b.data.length }))
+            ? (from, raw) =>
+                bgzfText(path, from, { coffset: 0, uoffset: 0 }, opts.onRead, (b) => blocks.push({ coffset: b.coffset, uoffset: b.uoffset, end: b.uoffset + b.data.length }), raw)
             : null
       : undefined;
   for await (const rec of readFasta([path], { onWarning, onRead: opts.onRead, decoder, summary })) {
@@ -197,10 +198,10 @@ function seekDecoder(paths: string[], formats: IndexFormat[], at: RangeSeek, onR
   return (path) => {
     const fi = paths.indexOf(path);
     if (fi < 0 || formats[fi] !== "bgzf") return null;
-    return (from) => {
+    return (from, raw) => {
       const block = from === 0 ? { coffset: 0, uoffset: 0 } : path === paths[at.start.fileIndex] && from === at.start.offset ? at.block : undefined;
       if (!block) throw new Error(`BGZF decoder: offset ${from} of ${path} is not an indexed record`);
-      return bgzfText(path, from, block, onRead);
+      return bgzfText(path, from, block, onRead, undefined, raw);
     };
   };
 }

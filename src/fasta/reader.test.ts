@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { gzipSync } from "node:zlib";
 import { createHash } from "node:crypto";
-import { newReadSummary, readFasta, type FastaRecord, type ReadOptions } from "./reader.ts";
+import { newReadSummary, readFasta, sniffInputs, SNIFF_BYTES, type FastaRecord, type ReadOptions } from "./reader.ts";
 import { UserError } from "../util/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "virnuc-fasta-"));
@@ -397,6 +397,23 @@ describe("readFasta: compression, streams, sha256", () => {
     expect(await failure([junk])).toMatch(/corrupt or truncated zstd input \(bytes that are not zstd data follow/);
   });
 
+  test("zstd with bytes inserted anywhere is an error, also where the decompressor stops without one", async () => {
+    const text = ">a desc\nACGTACGTTGCAACGT\n>b\nGGGGCCCCAAAATTTT\n";
+    const z = new Uint8Array(Bun.zstdCompressSync(Buffer.from(text)));
+    const accepted: string[] = [];
+    for (let at = 0; at <= z.length; at++)
+      for (const ins of [[0xe4, 0xcb, 0x1b], [0], [1, 2]]) {
+        const p = file(new Uint8Array([...z.subarray(0, at), ...ins, ...z.subarray(at)]), `ins-${at}-${ins.length}.zst`);
+        try {
+          await read([p]);
+          accepted.push(`${ins.length} byte(s) at ${at}`);
+        } catch (err) {
+          expect(err).toBeInstanceOf(UserError);
+        }
+      }
+    expect(accepted).toEqual([]);
+  });
+
   test("bzip2 and xz: one line naming the format and a pipe that works", async () => {
     const bz = file(Buffer.from("BZh91AY&SY..."), "x.fa.bz2");
     expect(await failure([bz])).toBe(`${bz} is bzip2-compressed, which virnuc does not read: decompress it in a pipe, e.g. \`bzcat ${bz} | virnuc predict - -o DIR\``);
@@ -501,5 +518,87 @@ describe("readFasta: warnings users of VirNucPro want", () => {
     const summary = newReadSummary();
     await read([p], { summary });
     expect(summary.duplicateIds).toBe(2);
+  });
+});
+
+describe("sniffInputs: every input's format checked before a run, stream bytes kept", () => {
+  /** A named pipe that a child process fills with `content` (once). */
+  function fifo(content: string | Uint8Array): { path: string; writer: ReturnType<typeof Bun.spawn> } {
+    const path = join(dir, `sniff-fifo${n++}`);
+    expect(Bun.spawnSync(["mkfifo", path], { env: process.env }).exitCode).toBe(0);
+    const src = file(content);
+    return { path, writer: Bun.spawn(["sh", "-c", `cat '${src}' > '${path}'`], { env: process.env, stderr: "ignore" }) };
+  }
+  async function sniffFailure(paths: string[]): Promise<string> {
+    try {
+      await sniffInputs(paths);
+    } catch (err) {
+      expect(err).toBeInstanceOf(UserError);
+      return (err as Error).message;
+    }
+    throw new Error("expected a UserError");
+  }
+  const sha = (x: string | Uint8Array) => createHash("sha256").update(x).digest("hex");
+  // A first record whose header alone spans many pipe reads, then 2 MB of records.
+  const long = `>first ${"d".repeat(900_000)}\nACGTAC\n` + Array.from({ length: 40_000 }, (_, i) => `>r${i}\n${"ACGTTGCA".repeat(6)}\n`).join("");
+
+  test("a stream read ahead gives the reader every byte: the same records and sha256 as the file (plain, gzip, zstd)", async () => {
+    if (process.platform === "win32") return;
+    const want = await read([file(long)]);
+    expect(want.recs.length).toBe(40_001);
+    for (const content of [Buffer.from(long), gzipSync(long), Bun.zstdCompressSync(Buffer.from(long))]) {
+      const f = fifo(content);
+      const heads = await sniffInputs([f.path]);
+      const head = heads.get(f.path)!;
+      expect(head.chunks.length).toBeGreaterThan(0); // bytes were read to check the stream ...
+      const summary = newReadSummary();
+      const got = await read([f.path], { summary, heads });
+      await f.writer.exited;
+      expect(heads.size).toBe(0); // ... and handed to the reader, which read the rest
+      expect(got.recs.map((r) => [r.id, r.seq, r.index])).toEqual(want.recs.map((r) => [r.id, r.seq, r.index]));
+      expect(summary.inputs[0].sha256).toBe(sha(content));
+      expect(summary.inputs[0].bytes).toBe(content.length);
+    }
+  });
+
+  test("a bad stream is refused with the reader's own error line, before anything else reads it", async () => {
+    if (process.platform === "win32") return;
+    const bam = gzipSync(Buffer.from([0x42, 0x41, 0x4d, 0x01, 0, 0, 0, 0, 0x40, 0x48, 0x44]));
+    const cases: [string, string | Uint8Array, RegExp][] = [
+      ["BAM (gzip'd binary)", bam, /^\S+:1: binary data \(byte 0x01\) in the input: not a FASTA or FASTQ text file/],
+      ["bzip2", Buffer.from("BZh91AY&SY\u0000\u0001"), /is bzip2-compressed, which virnuc does not read: decompress it in a pipe, e\.g\. `bzcat \S+ \| virnuc predict - -o DIR`$/],
+      ["xz", new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), /is xz-compressed, which virnuc does not read/],
+      ["empty", "", /^no records in \S+ \(the input is empty or holds only blank lines\)$/],
+      ["blank lines only, gzip", gzipSync("\n\n  \n"), /^no records in /],
+      ["text before the first header", "ACGT\n>r\nAC\n", /^\S+:1: text before the first '>' header/],
+      ["a FASTQ first record cut short", "@r1\nACGT\n", /^\S+:1: record 'r1' is cut short/],
+      ["FASTQ qualities of the wrong length", "@r1\nACGT\n+\nII\n@r2\nAC\n+\nII\n", /^\S+:4: record 'r1' has 2 quality values for 4 bases/],
+    ];
+    for (const [name, content, re] of cases) {
+      const f = fifo(content);
+      const sniffed = await sniffFailure([f.path]);
+      await f.writer.exited;
+      expect(sniffed, name).toMatch(re);
+      // The same text given to the reader fails with the same line.
+      const g = fifo(content);
+      const read2 = await failure([g.path]);
+      await g.writer.exited;
+      expect(sniffed.replaceAll(f.path, "X"), name).toBe(read2.replaceAll(g.path, "X"));
+    }
+  });
+
+  test("regular files: the first record is checked; later records and long first records are the reader's", async () => {
+    const bad = file("ACGT\n>r\nAC\n");
+    expect(await sniffFailure([file(">ok\nAC\n"), bad])).toBe(await failure([bad]));
+    const gzBad = file(gzipSync(">r\nAC\x00GT\n"));
+    expect(await sniffFailure([gzBad])).toBe(await failure([gzBad]));
+    // Only the first record (or the first SNIFF_BYTES of text) is read: a later fault is found by the run.
+    const laterFault = file(">a\nACGT\n>b\nAC\x01\n");
+    expect((await sniffInputs([laterFault])).size).toBe(0);
+    expect(await failure([laterFault])).toMatch(/:4: binary data/);
+    const hugeFirst = file(gzipSync(`>big\n${"ACGT".repeat(SNIFF_BYTES / 2)}\n\x01`));
+    expect((await sniffInputs([hugeFirst])).size).toBe(0);
+    expect(await sniffFailure([join(dir, "missing.fa")])).toContain("does not exist");
+    expect(await sniffFailure(["-", "-"])).toContain("standard input (-) is given more than once");
   });
 });

@@ -13,7 +13,7 @@
  * all inputs. While it streams, the reader hashes each input's bytes as given (sha256, no second
  * pass) and counts what deserves a warning (protein or RNA letters, duplicate ids): see ReadSummary.
  */
-import { openSync, readSync, closeSync, statSync, createReadStream } from "node:fs";
+import { openSync, readSync, closeSync, statSync, createReadStream, ReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { isatty } from "node:tty";
 import { createGunzip, createZstdDecompress } from "node:zlib";
@@ -77,9 +77,15 @@ export interface ReadOptions {
   onRead?: (bytes: number) => void;
   /**
    * A file's text from a given offset of it, for input the reader cannot seek itself (BGZF):
-   * when it returns a function, offsets (records, start) are offsets in that text.
+   * when it returns a function, offsets (records, start) are offsets in that text. From offset 0
+   * it is given `raw`, to be told the file's bytes as stored, in order (they are hashed).
    */
-  decoder?: (path: string) => ((from: number) => AsyncIterable<Uint8Array>) | null;
+  decoder?: (path: string) => ((from: number, raw?: (bytes: Uint8Array) => void) => AsyncIterable<Uint8Array>) | null;
+  /**
+   * Stream inputs whose first bytes were read ahead by sniffInputs, by path: read from there
+   * (their bytes then the rest of the stream); each is used once.
+   */
+  heads?: Map<string, StreamHead>;
   /** filled in as the inputs are read */
   summary?: ReadSummary;
   /** begin at a known record start of a plain file (sharding) */
@@ -132,7 +138,7 @@ export function inputKind(path: string): "stdin" | "stream" | "file" {
 
 /**
  * Checks an input before any work starts: it exists, is not a directory, and (a regular file)
- * is not in a compression virnuc does not read. Streams are checked as they are read.
+ * is not in a compression virnuc does not read. sniffInputs also checks the first record, streams included.
  */
 export function checkInput(path: string): "stdin" | "stream" | "file" {
   const kind = inputKind(path);
@@ -221,9 +227,20 @@ async function* fileChunks(path: string, from: number, h: InputHash, onRead?: (b
   }
 }
 
-/** Any input read front to back in fresh buffers (standard input, pipes, compressed files). */
-async function* streamChunks(path: string, h: InputHash): AsyncGenerator<Uint8Array> {
-  const src = path === STDIN ? createReadStream("", { fd: 0, highWaterMark: CHUNK, autoClose: false }) : createReadStream(path, { highWaterMark: CHUNK });
+/** A stream's bytes, in fresh buffers of up to CHUNK bytes. */
+function openStream(path: string): ReadStream {
+  return path === STDIN ? createReadStream("", { fd: 0, highWaterMark: CHUNK, autoClose: false }) : createReadStream(path, { highWaterMark: CHUNK });
+}
+
+function readError(path: string, err: unknown): UserError {
+  if (err instanceof UserError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  return new UserError(`cannot read input ${inputName(path)}: ${code ?? (err as Error).message}`);
+}
+
+/** Any input read front to back in fresh buffers (standard input, pipes, compressed files), hashed as it passes. */
+async function* streamChunks(path: string, h: InputHash, from?: AsyncIterable<Uint8Array>, close?: () => void): AsyncGenerator<Uint8Array> {
+  const src = from ?? openStream(path);
   try {
     for await (const c of src) {
       const b = c as Uint8Array;
@@ -232,10 +249,86 @@ async function* streamChunks(path: string, h: InputHash): AsyncGenerator<Uint8Ar
     }
     h.end();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read input ${inputName(path)}: ${code ?? (err as Error).message}`);
+    throw readError(path, err);
   } finally {
-    src.destroy();
+    if (src instanceof ReadStream) src.destroy();
+    close?.();
+  }
+}
+
+/**
+ * The first bytes of a stream input, read before the run starts (sniffInputs) and kept, so that
+ * the reader gets every byte: `replay()` gives the kept chunks, then the rest of the stream.
+ */
+export class StreamHead {
+  /** the chunks read so far and not yet replayed, in order */
+  readonly chunks: Uint8Array[] = [];
+  private readonly it: AsyncIterator<Uint8Array>;
+  private pending: Promise<unknown> | null = null;
+  private ended = false;
+  private error: UserError | null = null;
+  private sealed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly src: ReadStream = openStream(path),
+  ) {
+    this.it = src[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  }
+
+  /** Reads through the stream, keeping every chunk; stopping early (return) leaves the stream open. */
+  recorder(): AsyncIterableIterator<Uint8Array> {
+    const done = (): Promise<IteratorResult<Uint8Array>> => Promise.resolve({ done: true, value: undefined });
+    const it: AsyncIterableIterator<Uint8Array> = {
+      [Symbol.asyncIterator]: () => it,
+      next: () => {
+        if (this.sealed || this.ended) return done();
+        const p = this.it.next().then(
+          (r) => {
+            if (r.done) this.ended = true;
+            else this.chunks.push(r.value);
+            return r;
+          },
+          (err) => {
+            this.ended = true;
+            this.error = readError(this.path, err);
+            throw this.error;
+          },
+        );
+        this.pending = p;
+        return p;
+      },
+      return: done,
+    };
+    return it;
+  }
+
+  /** Stops recording: a read still in flight is kept (replay waits for it). */
+  seal(): void {
+    this.sealed = true;
+  }
+
+  /** The kept chunks, then the rest of the stream (read once). */
+  async *replay(): AsyncGenerator<Uint8Array> {
+    this.sealed = true;
+    for (;;) {
+      while (this.chunks.length > 0) yield this.chunks.shift()!;
+      if (!this.pending) break;
+      const p = this.pending;
+      this.pending = null;
+      await p.catch(() => {});
+    }
+    if (this.error) throw this.error;
+    if (this.ended) return;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+
+  close(): void {
+    this.src.destroy();
   }
 }
 
@@ -278,10 +371,26 @@ async function* zstdChecked(raw: AsyncIterable<Uint8Array>): AsyncGenerator<Uint
 async function* decompressed(raw: AsyncIterable<Uint8Array>, format: "gzip" | "zstd"): AsyncGenerator<Uint8Array> {
   const z = format === "gzip" ? createGunzip({ chunkSize: CHUNK }) : createZstdDecompress({ chunkSize: CHUNK });
   const src = Readable.from(format === "zstd" ? zstdChecked(raw) : raw, { objectMode: false });
-  src.on("error", (e) => z.destroy(e));
+  let srcError: unknown = null;
+  const srcDone = new Promise<void>((resolve) => {
+    src.on("error", (e) => {
+      srcError = e;
+      z.destroy(e);
+      resolve();
+    });
+    src.on("end", () => resolve());
+  });
   src.pipe(z);
   try {
     for await (const c of z) yield c as Uint8Array;
+    // The decompressor can stop by itself at the end of a damaged zstd frame, without an error:
+    // the input is still read to its end (hashed, and its frames checked), and its error wins.
+    if (!src.readableEnded && srcError === null) {
+      src.unpipe(z);
+      src.resume();
+    }
+    await srcDone;
+    if (srcError !== null) throw srcError;
   } catch (err) {
     if (err instanceof UserError || err instanceof DecompressError) throw err;
     throw new DecompressError(format, (err as Error).message);
@@ -847,6 +956,12 @@ function countLines(c: Uint8Array): number {
   return k;
 }
 
+/** The text of a decoder (BGZF), then the end of its input's hash. */
+async function* decodedChunks(text: AsyncIterable<Uint8Array>, h: InputHash): AsyncGenerator<Uint8Array> {
+  yield* text;
+  h.end();
+}
+
 /** The raw bytes of one input, decompressed: its chunks, in order. */
 async function openInput(
   path: string,
@@ -854,15 +969,17 @@ async function openInput(
   from: number,
   info: InputSummary,
   opts: ReadOptions,
+  head?: StreamHead,
 ): Promise<{ chunks: AsyncIterable<Uint8Array>; seekable: boolean }> {
   const name = inputName(path);
   const h = new InputHash(info, from === 0);
   if (kind === "file") {
-    // A decoder (BGZF) gives the file's text from a text offset; the file's own bytes are not hashed.
+    // A decoder (BGZF) gives the file's text from a text offset, and the file's bytes to hash.
     const decoded = opts.decoder?.(path) ?? null;
     if (decoded) {
       info.compression = "gzip";
-      return { chunks: decoded(from), seekable: true };
+      if (from !== 0) return { chunks: decoded(from), seekable: true };
+      return { chunks: decodedChunks(decoded(0, (b) => h.add(b)), h), seekable: true };
     }
     const magic = magicOf(readHead(path, 0));
     refuseMagic(name, path, magic);
@@ -872,30 +989,72 @@ async function openInput(
     return { chunks: decompressed(streamChunks(path, h), magic as "gzip" | "zstd"), seekable: false };
   }
   if (from !== 0) throw new UserError(`${name}: cannot start at byte ${from} of a stream; shard regular files`);
-  const raw = streamChunks(path, h);
-  // The first bytes tell the compression; they are then read again from `head`.
-  const head: Uint8Array[] = [];
+  // A stream read ahead (sniffInputs) starts with the bytes read then.
+  const raw = head ? streamChunks(path, h, head.replay(), () => head.close()) : streamChunks(path, h);
+  return { chunks: await streamText(path, raw, info), seekable: false };
+}
+
+/** A stream's text: its first bytes tell the compression, then they are read again with the rest. */
+async function streamText(path: string, raw: AsyncGenerator<Uint8Array>, info: InputSummary): Promise<AsyncIterable<Uint8Array>> {
+  const first: Uint8Array[] = [];
   let have = 0;
   while (have < 6) {
     const x = await raw.next();
     if (x.done) break;
-    head.push(x.value);
+    first.push(x.value);
     have += x.value.length;
   }
   const bytes = new Uint8Array(Math.min(have, 6));
   for (let o = 0, j = 0; o < bytes.length; j++) {
-    const part = head[j].subarray(0, bytes.length - o);
+    const part = first[j].subarray(0, bytes.length - o);
     bytes.set(part, o);
     o += part.length;
   }
   const magic = magicOf(bytes);
   if (magic === "bzip2" || magic === "xz") {
     await raw.return(undefined);
-    refuseMagic(name, path, magic);
+    refuseMagic(inputName(path), path, magic);
   }
   info.compression = magic as Compression;
-  const all = chain(head, raw);
-  return { chunks: magic === "none" ? all : decompressed(all, magic as "gzip" | "zstd"), seekable: false };
+  const all = chain(first, raw);
+  return magic === "none" ? all : decompressed(all, magic as "gzip" | "zstd");
+}
+
+/**
+ * The records of one input's text: the first byte that is not whitespace tells FASTA ('>') from
+ * FASTQ ('@'). Malformed text is an error naming the file and line; so is an input without records.
+ */
+async function* parseInput(
+  chunks: AsyncIterable<Uint8Array>,
+  r: Reading,
+  info: InputSummary,
+  at: { line: number; pos: number; seekable: boolean; from: number },
+): AsyncGenerator<FastaRecord> {
+  let line = at.line;
+  let pos = at.pos;
+  let parser: Parser | null = null;
+  try {
+    for await (const c of chunks) {
+      if (parser === null) {
+        const k = firstNonSpace(c);
+        if (k < 0) {
+          line += countLines(c);
+          pos += c.length;
+          continue;
+        }
+        const start = { line, pos, seekable: at.seekable };
+        info.format = c[k] === AT ? "fastq" : "fasta";
+        parser = info.format === "fastq" ? new FastqParser(r, start) : new FastaParser(r, start);
+      }
+      for (const rec of parser.feed(c)) yield rec;
+    }
+    if (parser) for (const rec of parser.end()) yield rec;
+  } catch (err) {
+    throw explain(err, r, parser, line);
+  }
+  if (parser === null) {
+    if (at.from === 0) throw new UserError(`no records in ${r.name} (the input is empty or holds only blank lines)`);
+  } else if (info.records === 0) r.warn(`${r.name}: no record with a sequence`);
 }
 
 /**
@@ -909,42 +1068,82 @@ export async function* readFasta(paths: string[], opts: ReadOptions = {}): Async
   if (paths.filter((p) => p === STDIN).length > 1) throw new UserError("standard input (-) is given more than once: it can be read only once");
   for (let fi = opts.start?.fileIndex ?? 0; fi < paths.length; fi++) {
     const path = paths[fi];
-    const kind = inputKind(path);
-    if (kind === "stdin") refuseTerminal();
+    const head = opts.heads?.get(path);
+    if (head) opts.heads!.delete(path);
+    const kind = head ? (path === STDIN ? "stdin" : "stream") : inputKind(path);
+    if (kind === "stdin" && !head) refuseTerminal();
     const resume = opts.start && fi === opts.start.fileIndex ? opts.start : undefined;
     const from = resume ? resume.offset : 0;
     const info: InputSummary = { path, stream: kind !== "file", compression: "none", format: null, bytes: 0, sha256: null, records: 0 };
     summary.inputs.push(info);
     r.info = info;
     r.name = inputName(path);
-    const { chunks, seekable } = await openInput(path, kind, from, info, opts);
-
-    // The first byte that is not whitespace tells FASTA ('>') from FASTQ ('@').
-    let line = resume?.line ?? 1;
-    let pos = from;
-    let parser: Parser | null = null;
-    try {
-      for await (const c of chunks) {
-        if (parser === null) {
-          const k = firstNonSpace(c);
-          if (k < 0) {
-            line += countLines(c);
-            pos += c.length;
-            continue;
-          }
-          const at = { line, pos, seekable };
-          info.format = c[k] === AT ? "fastq" : "fasta";
-          parser = info.format === "fastq" ? new FastqParser(r, at) : new FastaParser(r, at);
-        }
-        for (const rec of parser.feed(c)) yield rec;
-      }
-      if (parser) for (const rec of parser.end()) yield rec;
-    } catch (err) {
-      throw explain(err, r, parser, line);
-    }
-    if (parser === null) {
-      if (from === 0) throw new UserError(`no records in ${r.name} (the input is empty or holds only blank lines)`);
-    } else if (info.records === 0) warn(`${r.name}: no record with a sequence`);
+    const { chunks, seekable } = await openInput(path, kind, from, info, opts, head);
+    yield* parseInput(chunks, r, info, { line: resume?.line ?? 1, pos: from, seekable, from });
   }
   r.endWarnings();
+}
+
+/** Text read to check an input before the run (sniffInputs): the first record, or this much. */
+export const SNIFF_BYTES = 1 << 20;
+
+/** The check's text budget is spent: what it saw was fine. */
+class SniffDone extends Error {}
+
+/** Chunks of `text` until `limit` bytes have passed, then SniffDone. */
+async function* upTo(text: AsyncIterable<Uint8Array>, limit: number): AsyncGenerator<Uint8Array> {
+  let seen = 0;
+  for await (const c of text) {
+    if (seen >= limit) throw new SniffDone();
+    seen += c.length;
+    yield c;
+  }
+}
+
+/**
+ * Checks each input's format before a run loads anything: it exists, its compression (bzip2 and
+ * xz refused), and its first record (FASTA '>' or FASTQ '@' syntax, no binary data, not empty),
+ * with the reader's own error lines. The text read is at most the first record or SNIFF_BYTES.
+ * A stream (`-`, a FIFO, process substitution) can be read only once: the bytes read here are
+ * kept, and the returned heads hand them to readFasta (ReadOptions.heads), then the rest.
+ */
+export async function sniffInputs(paths: string[]): Promise<Map<string, StreamHead>> {
+  if (paths.filter((p) => p === STDIN).length > 1) throw new UserError("standard input (-) is given more than once: it can be read only once");
+  const heads = new Map<string, StreamHead>();
+  try {
+    for (const path of paths) {
+      const kind = checkInput(path);
+      let head: StreamHead | undefined;
+      if (kind !== "file") {
+        if (heads.has(path)) continue; // the same stream twice: read once, as readFasta will
+        head = new StreamHead(path);
+        heads.set(path, head);
+      }
+      await sniffOne(path, kind, head);
+    }
+  } catch (err) {
+    for (const h of heads.values()) h.close();
+    throw err;
+  }
+  return heads;
+}
+
+async function sniffOne(path: string, kind: "stdin" | "stream" | "file", head?: StreamHead): Promise<void> {
+  const info: InputSummary = { path, stream: kind !== "file", compression: "none", format: null, bytes: 0, sha256: null, records: 0 };
+  const r = new Reading(() => {}, newReadSummary(), 0);
+  r.info = info;
+  r.name = inputName(path);
+  const h = new InputHash(info, false);
+  let chunks: AsyncIterable<Uint8Array>;
+  if (head) {
+    // Read through the head's recorder: every chunk pulled is kept for the reader.
+    chunks = await streamText(path, streamChunks(path, h, head.recorder()), info);
+  } else chunks = (await openInput(path, kind, 0, info, {})).chunks;
+  try {
+    for await (const _ of parseInput(upTo(chunks, SNIFF_BYTES), r, info, { line: 1, pos: 0, seekable: false, from: 0 })) break;
+  } catch (err) {
+    if (!(err instanceof SniffDone)) throw err;
+  } finally {
+    head?.seal();
+  }
 }

@@ -17,6 +17,7 @@ import { planRun, type PredictOptions, type RunPlan } from "./plan.ts";
 import { DirLock } from "./lock.ts";
 import { RunStopped, StopControl, trapSignals } from "./stop.ts";
 import { collectProvenance, libvirnucInUse } from "../output/provenance.ts";
+import { sniffInputs, type StreamHead } from "../fasta/reader.ts";
 
 export type { PredictOptions } from "./plan.ts";
 export { parseShard } from "./plan.ts";
@@ -25,6 +26,9 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   const t0 = performance.now();
   const early = (m: string) => console.error(`virnuc: warning: ${m}`);
   const plan = planRun(inputs, opts, command, early);
+  // Every input's format (compression, first record) before anything is made or loaded; the
+  // bytes read from streams for it are kept for the reader.
+  const heads = await sniffInputs(plan.inputs);
   const dir = plan.dir;
   const control = new StopControl();
   let untrap = () => {};
@@ -36,7 +40,7 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
       throw writeError(dir, err);
     }
     lock = DirLock.acquire(dir, command, early);
-    await run(plan, control, t0, () => (untrap = trapSignals(control)));
+    await run(plan, heads, control, t0, () => (untrap = trapSignals(control)));
   } catch (err) {
     // A stop wins over the errors it causes on its way out (cancelled work, killed workers).
     if (control.signal && !(err instanceof RunStopped)) throw new RunStopped(control.signal, dir);
@@ -44,10 +48,11 @@ export async function predictCommand(inputs: string[], opts: PredictOptions, com
   } finally {
     untrap();
     lock?.release();
+    for (const h of heads.values()) h.close(); // streams the run did not get to read
   }
 }
 
-async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => void): Promise<void> {
+async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopControl, t0: number, trap: () => void): Promise<void> {
   const { dir, command } = plan;
   const resolved = await resolveModels({ ...plan.models, chunkSize: plan.chunkSize, needClassifier: plan.classify });
   const progress = new Progress({ enabled: plan.progress, logJson: plan.logJson });
@@ -109,7 +114,7 @@ async function run(plan: RunPlan, control: StopControl, t0: number, trap: () => 
       }
     }
     const summary: SourceSummary = { totalParts: 0, totalRecords: 0, skipped: 0 };
-    const source = { inputs: plan.inputs, windowReads: plan.windowReads, shard: plan.shard, done, onWarning: warn, indexDir: join(store.stateDir, "index") };
+    const source = { inputs: plan.inputs, windowReads: plan.windowReads, shard: plan.shard, done, onWarning: warn, indexDir: join(store.stateDir, "index"), heads };
     progress.trackInput(() => summary.read, state.inputs);
     const telemetry: PartTelemetry[] = [];
     for (const e of done.values()) if (e.telemetry) telemetry.push(e.telemetry);

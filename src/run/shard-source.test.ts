@@ -75,6 +75,7 @@ describe("parts for workers", () => {
       let parentBytes = 0;
       const summary = newSummary();
       const work = await collect(readWork({ ...base, onWarning: () => {}, onRead: (n) => (parentBytes += n) }, summary));
+      // No part is read here (the read-through of several inputs for their warnings is not part I/O).
       expect(parentBytes).toBe(0);
       expect(work.every(isPartRef)).toBe(true);
       expect(work.map((w) => w.index)).toEqual(expected.map((p) => p.index));
@@ -147,6 +148,45 @@ describe("parts for workers", () => {
       expect([when, warnings]).toEqual([when, expected]);
       expect(summary.inputSha256).toEqual(new Map([[a, sha]]));
     }
+    // BGZF: the sha256 of the file as stored (compressed), from the index built now or earlier.
+    const az = join(dir, "a.fa.gz");
+    writeFileSync(az, bgzfCompress(readFileSync(a), 4000));
+    const shaz = createHash("sha256").update(readFileSync(az)).digest("hex");
+    for (const when of ["built", "loaded"]) {
+      const summary = newSummary();
+      const work = await collect(readWork({ inputs: [az], windowReads: 9, done: new Map(), indexDir: dir, onWarning: () => {} }, summary));
+      expect(work.every(isPartRef)).toBe(true);
+      expect([when, summary.inputSha256]).toEqual([when, new Map([[az, shaz]])]);
+    }
+  }, 60_000);
+
+  test("several inputs: a whole worker run warns over all of them, as a read-through does; a shard keeps each input's own", async () => {
+    const dir = mkdtempSync(join(root, "warn2-"));
+    const a = join(dir, "a.fa");
+    const b = join(dir, "b.fa");
+    writeReads(a, 30, 5, "fasta");
+    writeReads(b, 30, 5, "fasta"); // the same ids as a
+    writeFileSync(a, readFileSync(a, "latin1") + ">p1\nMEEFLLPQ\n");
+    writeFileSync(b, readFileSync(b, "latin1") + ">p2\nEFILPQ\n");
+    const warningsOf = async (inputs: string[]) => {
+      const w: string[] = [];
+      for await (const _ of readParts({ inputs, windowReads: 9, done: new Map(), onWarning: (m) => w.push(m) }, newSummary()));
+      return w;
+    };
+    const together = await warningsOf([a, b]);
+    expect(together.some((w) => /record\(s\) repeat an id seen before/.test(w))).toBe(true);
+    expect(together.some((w) => /^2 records in all look like protein/.test(w))).toBe(true);
+    for (const when of ["built", "loaded"]) {
+      const warnings: string[] = [];
+      const work = await collect(readWork({ inputs: [a, b], windowReads: 9, done: new Map(), indexDir: dir, onWarning: (m) => warnings.push(m) }, newSummary()));
+      expect(work.every(isPartRef)).toBe(true);
+      expect([when, warnings]).toEqual([when, together]);
+    }
+    // A shard reads only its parts: no read-through; each input's warnings from its index.
+    const warnings: string[] = [];
+    const shard = await collect(readWork({ inputs: [a, b], windowReads: 9, shard: { index: 0, count: 2 }, done: new Map(), indexDir: dir, onWarning: (m) => warnings.push(m) }, newSummary()));
+    expect(shard.every(isPartRef)).toBe(true);
+    expect(warnings).toEqual([...(await warningsOf([a])), ...(await warningsOf([b]))]);
   }, 60_000);
 
   test("a worker refuses an input that changed after it was indexed", async () => {

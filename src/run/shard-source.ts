@@ -22,7 +22,7 @@ import {
   type IndexFormat,
   type RangeSeek,
 } from "../fasta/index.ts";
-import { inputKind, type FastaRecord } from "../fasta/reader.ts";
+import { inputKind, inputName, type FastaRecord } from "../fasta/reader.ts";
 import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { SourceOptions, SourceSummary } from "./source.ts";
@@ -52,6 +52,10 @@ export async function shardIndexes(opts: SourceOptions, indexDir: string): Promi
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
   const indexes: FileIndex[] = [];
   for (const path of opts.inputs) {
+    if (inputKind(path) !== "file") {
+      warn(`${inputName(path)} is a stream and cannot be seeked: this shard reads the whole input`);
+      return null;
+    }
     if (!indexFormat(path)) {
       warn(`${path} is gzip-compressed and cannot be seeked: this shard reads the whole input (plain and bgzip files are read only in part)`);
       return null;
@@ -81,7 +85,8 @@ function isZstd(path: string): boolean {
 /**
  * The indexes that let workers read their own parts, or null (quietly) when an input is a stream,
  * plain gzip or zstd: then the parent reads and sends the records. Building an index is one pass
- * of the reader; its warnings are kept in the index and given here, built now or earlier.
+ * of the reader; its warnings are kept in the index and given here, built now or earlier (unless
+ * readWork reads the inputs through for them: readsThrough).
  */
 export async function workerIndexes(opts: SourceOptions, indexDir: string): Promise<FileIndex[] | null> {
   for (const path of opts.inputs) if (inputKind(path) !== "file" || isZstd(path) || !indexFormat(path)) return null;
@@ -97,10 +102,17 @@ export async function workerIndexes(opts: SourceOptions, indexDir: string): Prom
     }
     indexes.push(r.index);
   }
-  // The reader's warnings of each input, as a read-through gives them (kept in the index when built).
+  // The reader's warnings of each input, as a read-through gives them (kept in the index when
+  // built). Several inputs of a whole run are read through together instead (readWork), so that
+  // warnings count over all of them; a shard reads only its parts and keeps the per-input ones.
   const warn = opts.onWarning ?? ((m: string) => console.error(`virnuc: warning: ${m}`));
-  for (const ix of indexes) for (const w of ix.warnings ?? []) warn(w);
+  if (!readsThrough(opts)) for (const ix of indexes) for (const w of ix.warnings ?? []) warn(w);
   return indexes;
+}
+
+/** Whether a worker run reads its inputs through for the reader's warnings (readWork): several inputs, no shard. */
+export function readsThrough(opts: SourceOptions): boolean {
+  return opts.inputs.length > 1 && !opts.shard;
 }
 
 /**
@@ -126,8 +138,10 @@ export async function* indexedParts(opts: SourceOptions, summary: SourceSummary,
       continue;
     }
     const records: FastaRecord[] = [];
-    // The reader may reuse its buffers: a part keeps its own copy of each sequence.
-    for await (const rec of readRecordRange(opts.inputs, indexes, first, count, { onWarning: opts.onWarning, onRead: opts.onRead }))
+    // The reader may reuse its buffers: a part keeps its own copy of each sequence. For workers
+    // (refs), the reader's warnings are those of the whole inputs (readWork), not of one part.
+    const onWarning = refs ? () => {} : opts.onWarning;
+    for await (const rec of readRecordRange(opts.inputs, indexes, first, count, { onWarning, onRead: opts.onRead }))
       records.push({ ...rec, seq: rec.seq.slice() });
     checkRange(k, first, count, records);
     if (done) {

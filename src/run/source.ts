@@ -4,12 +4,12 @@
  */
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { checkInput, inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary } from "../fasta/reader.ts";
+import { checkInput, inputKind, newReadSummary, readFasta, STDIN, type FastaRecord, type ReadSummary, type StreamHead } from "../fasta/reader.ts";
 import { hashRecords } from "../frames/prepare.ts";
 import type { PartInput } from "./chain.ts";
 import type { PartEntry } from "./store.ts";
 import { UserError } from "../util/errors.ts";
-import { indexedParts, indexedShardParts, shardIndexes, workerIndexes, type PartWork } from "./shard-source.ts";
+import { indexedParts, indexedShardParts, readsThrough, shardIndexes, workerIndexes, type PartWork } from "./shard-source.ts";
 
 export interface SourceSummary {
   /** parts in the whole input (known once the input has been read to the end) */
@@ -26,7 +26,8 @@ export interface SourceSummary {
 
 /**
  * Checks the inputs before any model loads: each exists, is not a directory nor bzip2/xz; `-` (standard
- * input) at most once. Pipes, FIFOs and process substitution are streams: fine.
+ * input) at most once. Pipes, FIFOs and process substitution are streams: fine (their content is
+ * checked by sniffInputs, which reads their first bytes and keeps them).
  */
 export function checkInputs(inputs: string[]): void {
   for (const f of inputs) checkInput(f);
@@ -58,6 +59,8 @@ export interface SourceOptions {
   indexDir?: string;
   /** told the size of every read from a plain input (I/O accounting) */
   onRead?: (bytes: number) => void;
+  /** stream inputs whose first bytes were read to check them (sniffInputs): the reader starts with those */
+  heads?: Map<string, StreamHead>;
 }
 
 /** True when part k belongs to this shard. */
@@ -93,7 +96,7 @@ export async function* readParts(opts: SourceOptions, summary: SourceSummary): A
     yield part;
   };
   summary.read = newReadSummary();
-  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead, summary: summary.read })) {
+  for await (const rec of readFasta(opts.inputs, { onWarning: opts.onWarning, onRead: opts.onRead, summary: summary.read, heads: opts.heads })) {
     // The reader may reuse its buffers: a part keeps its own copy of each sequence.
     records.push({ ...rec, seq: rec.seq.slice() });
     total++;
@@ -113,7 +116,40 @@ export async function* readWork(opts: SourceOptions, summary: SourceSummary): As
   const indexes = opts.indexDir ? await workerIndexes(opts, opts.indexDir) : null;
   if (indexes) {
     summary.inputSha256 = new Map(indexes.flatMap((ix, i): [string, string][] => (ix.sha256 ? [[resolve(opts.inputs[i]), ix.sha256]] : [])));
-    return yield* indexedParts(opts, summary, indexes, true);
+    // A warning may concern several inputs together (an id repeated in another input, the first
+    // protein-like record of all, counts over all): with more than one input (and no shard, which
+    // reads only its parts), the reader reads them through here, beside the workers, and warns
+    // as a single-process run does.
+    const pass = readsThrough(opts) ? readThrough(opts) : null;
+    try {
+      yield* indexedParts(opts, summary, indexes, true);
+      await pass?.done;
+    } finally {
+      pass?.stop();
+    }
+    return;
   }
   yield* readParts(opts, summary);
+}
+
+/**
+ * Reads the inputs through for the reader's warnings only (records are dropped as they come),
+ * giving the event loop a turn every few thousand records so that the workers' messages flow.
+ */
+function readThrough(opts: SourceOptions): { done: Promise<void>; stop(): void } {
+  let stopped = false;
+  const done = (async () => {
+    let n = 0;
+    for await (const _ of readFasta(opts.inputs, { onWarning: opts.onWarning, summary: newReadSummary() })) {
+      if (stopped) return;
+      if (++n % 4096 === 0) await new Promise((r) => setImmediate(r));
+    }
+  })();
+  done.catch(() => {}); // awaited when the parts are all dealt; a run stopped earlier does not wait for it
+  return {
+    done,
+    stop: () => {
+      stopped = true;
+    },
+  };
 }
