@@ -100,6 +100,10 @@ export async function e2eBench(args: string[]) {
       compute_s: compute,
       reads_per_s: reads / wall,
       reads_per_s_compute: reads / compute,
+      // the wall time outside the parts: setup (inputs, models), final files, then report.html + exit
+      setup_s: run.setupSeconds ?? null,
+      assemble_s: run.assembleSeconds ?? null,
+      report_and_exit_s: typeof run.wallSeconds === "number" ? wall - run.wallSeconds : null,
       ratio_to_embedding_only: reads / compute / embedReadsPerS,
     });
   }

@@ -90,6 +90,11 @@ describe("predict", () => {
     expect(run.counts.totalRecords).toBe(102);
     expect(run.summary.esm.tokens).toBeGreaterThan(0);
     expect(run.summary.esm.packingEfficiency).toBeGreaterThan(0);
+    // The wall time split: setup (incl. the model load) + parts + final files, up to run.json.
+    expect(run.setupSeconds).toBeGreaterThanOrEqual(run.modelLoadSeconds);
+    expect(run.assembleSeconds).toBeGreaterThan(0);
+    const parts = run.setupSeconds + run.computeSeconds + run.assembleSeconds;
+    expect(Math.abs(parts - run.wallSeconds)).toBeLessThan(0.05);
   });
 
   test("outputs do not depend on part size or token budget (batch independence)", () => {

@@ -154,7 +154,8 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
       }, control);
       description = descs.join("; ");
     }
-    const computeSeconds = (performance.now() - t1) / 1000;
+    const t2 = performance.now();
+    const computeSeconds = (t2 - t1) / 1000;
     progress.finish();
     control.check(dir);
 
@@ -171,6 +172,8 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
       totalParts: summary.totalParts,
       resumedParts: summary.skipped,
       computeSeconds,
+      // Where the wall time goes: before the parts (inputs, models, state), the parts, the final files.
+      setupSeconds: (t1 - t0) / 1000,
       modelLoadSeconds: loadSeconds,
       modelLoad: loadTimings,
       wallSeconds: 0,
@@ -189,7 +192,10 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
         embeddingsFormat: plan.embeddingsFormat,
         shard: plan.shard,
         totalParts: summary.totalParts,
-        runInfo: () => ({ ...runInfo, wallSeconds: (performance.now() - t0) / 1000 }),
+        runInfo: () => {
+          const now = performance.now();
+          return { ...runInfo, assembleSeconds: (now - t2) / 1000, wallSeconds: (now - t0) / 1000 };
+        },
         stop: control,
       });
     } catch (err) {
