@@ -1,0 +1,131 @@
+/**
+ * A Worker that writes some of the final Parquet files while the main thread writes the text
+ * files (prediction_results.txt and .csv, sequences.tsv): Parquet encoding is the largest single
+ * cost of assembling a run, and it needs nothing from the text files. The thread reads the parts
+ * itself (they are files on disk; nothing large crosses between threads) and calls the same
+ * writeParquet with the same rows and options, so the bytes are those the main thread would write.
+ *
+ * Protocol: the main thread posts one ParquetJob; the thread answers with one ParquetReply
+ * (each file's digest in job order, or the first error as its message) and is then terminated.
+ */
+import type { Schema } from "apache-arrow";
+import { join } from "node:path";
+import { writeParquet } from "../output/parquet.ts";
+import type { FileDigest } from "../output/arrowfile.ts";
+import { predictionsKeyedSchema, sequencesKeyedSchema, windowsKeyedSchema } from "../output/keys.ts";
+import { UserError } from "../util/errors.ts";
+import { readPartTable } from "./parttable.ts";
+import { PartStore, type PartEntry } from "./store.ts";
+
+export type ParquetTable = "predictions" | "windows" | "sequences";
+
+export interface ParquetJob {
+  dir: string;
+  /** the parts in output order, each with the directory of the store that holds it */
+  parts: { storeDir: string; entry: PartEntry }[];
+  tables: ParquetTable[];
+  /** the run's file metadata (a Map does not cross as such) */
+  metadata?: [string, string][];
+}
+
+export type ParquetReply =
+  | { ok: true; digests: FileDigest[] }
+  | { ok: false; message: string; user: boolean; exitCode?: number };
+
+export const PARQUET_SCHEMAS: Record<ParquetTable, Schema> = {
+  predictions: predictionsKeyedSchema as Schema,
+  windows: windowsKeyedSchema as Schema,
+  sequences: sequencesKeyedSchema as Schema,
+};
+
+export async function runParquetJob(job: ParquetJob): Promise<FileDigest[]> {
+  const stores = new Map<string, PartStore>();
+  const storeOf = (d: string) => stores.get(d) ?? (stores.set(d, new PartStore(d)), stores.get(d)!);
+  const metadata = job.metadata ? new Map(job.metadata) : undefined;
+  const out: FileDigest[] = [];
+  for (const table of job.tables) {
+    async function* batches() {
+      for (const p of job.parts) yield* readPartTable(storeOf(p.storeDir), p.entry, table);
+    }
+    out.push(await writeParquet(join(job.dir, `${table}.parquet`), batches(), PARQUET_SCHEMAS[table], { metadata }));
+  }
+  return out;
+}
+
+declare const self: Worker;
+if (typeof Bun !== "undefined" && !Bun.isMainThread) {
+  self.onmessage = async (ev: MessageEvent<ParquetJob>) => {
+    let reply: ParquetReply;
+    try {
+      reply = { ok: true, digests: await runParquetJob(ev.data) };
+    } catch (err) {
+      const user = err instanceof UserError;
+      reply = { ok: false, message: err instanceof Error ? err.message : String(err), user, exitCode: user ? err.exitCode : undefined };
+    }
+    self.postMessage(reply);
+  };
+}
+
+/** The Parquet files of `job` being written: in a Worker, or here when none can be started. */
+export interface ParquetRun {
+  /** the digests, or the thread's error (a UserError stays one) */
+  result: Promise<FileDigest[]>;
+  /** the error, once the thread has failed (so that the main thread stops early) */
+  failed(): unknown;
+  /** end the thread now (a stop, or a failure elsewhere); resolves once it is gone */
+  cancel(): Promise<void>;
+}
+
+export function startParquetJob(job: ParquetJob, opts: { thread?: boolean } = {}): ParquetRun {
+  let worker: Worker | null = null;
+  if (opts.thread !== false) {
+    try {
+      worker = new Worker(new URL("./parquet-thread.ts", import.meta.url).href);
+    } catch {
+      worker = null;
+    }
+  }
+  let error: unknown = undefined;
+  if (!worker) {
+    const result = runParquetJob(job);
+    result.catch((err) => (error = err));
+    return { result, failed: () => error, cancel: async () => void (await result.catch(() => {})) };
+  }
+  const w = worker;
+  const closed = new Promise<void>((resolve) => w.addEventListener("close", () => resolve(), { once: true }));
+  let ended = false;
+  const result = new Promise<FileDigest[]>((resolve, reject) => {
+    const fail = (err: unknown) => {
+      error = err;
+      reject(err);
+    };
+    w.onmessage = (ev: MessageEvent<ParquetReply>) => {
+      const r = ev.data;
+      if (r.ok) resolve(r.digests);
+      else fail(r.user ? new UserError(r.message, r.exitCode) : new Error(r.message));
+      ended = true;
+      w.terminate();
+    };
+    w.onerror = (ev: ErrorEvent) => {
+      fail(new Error(`Parquet writer thread: ${ev.message}`));
+      ended = true;
+      w.terminate();
+    };
+    w.addEventListener("close", () => {
+      if (!ended) fail(new Error("Parquet writer thread ended without an answer"));
+    });
+  });
+  result.catch(() => {});
+  w.postMessage(job);
+  return {
+    result,
+    failed: () => error,
+    cancel: async () => {
+      if (!ended) {
+        ended = true;
+        w.terminate();
+      }
+      await closed;
+    },
+  };
+}
