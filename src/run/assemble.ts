@@ -24,6 +24,7 @@ import { STATE_DIR, type PartStore, type PartEntry } from "./store.ts";
 import type { StopControl } from "./stop.ts";
 import { readPartTable, type PartTable } from "./parttable.ts";
 import { startParquetJob } from "./parquet-thread.ts";
+import { utf8Strings } from "../output/utf8column.ts";
 
 export interface CompletionInfo {
   totalParts: number;
@@ -140,10 +141,11 @@ export async function assembleOutputs(
       for (const l of located) {
         checkBoth();
         for (const b of read(l, "predictions")) {
-          const ids = b.getChild("frame_id")!.toArray() as unknown as string[];
-          const pred = b.getChild("prediction")!.toArray() as unknown as string[];
+          // the id and call columns decoded in one go (utf8column.ts), not value by value
+          const ids = utf8Strings(b.getChild("frame_id")!.data[0]) as string[];
+          const pred = utf8Strings(b.getChild("prediction")!.data[0]);
           compat.addFrameColumns(
-            Array.from(ids),
+            ids,
             b.getChild("score_others")!.toArray() as Float32Array,
             b.getChild("score_virus")!.toArray() as Float32Array,
             Array.from(pred, (x) => x === "virus"),
