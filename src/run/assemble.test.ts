@@ -9,6 +9,7 @@ import { withRecordIndex } from "../output/keys.ts";
 import { readParquet } from "../output/parquet.ts";
 import { META_KEY, parseFileMetadata } from "../output/filemeta.ts";
 import { sampleRun } from "../output/testdata.ts";
+import { UserError } from "../util/errors.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -28,7 +29,7 @@ const state: RunState = {
 };
 
 /** A one-part run dir whose part tables have (or lack, as an earlier virnuc wrote them) record_index. */
-function runDir(keyed: boolean) {
+function runDir(keyed: boolean, extraWindows = 0) {
   const dir = mkdtempSync(join(tmpdir(), "virnuc-assemble-"));
   dirs.push(dir);
   const store = new PartStore(dir);
@@ -38,7 +39,7 @@ function runDir(keyed: boolean) {
   // sampleRun's ids are read_<r>: r is the record's index
   const rec = (t: typeof run.predictions) => (t.getChild("sequence_id")!.toArray() as unknown as string[]).map((s) => Number(s.slice(5)));
   store.writePart(
-    { part: 0, firstRecord: 0, records: run.sequences.numRows, windows: run.windows.numRows, frames: run.predictions.numRows, inputHash: "0" },
+    { part: 0, firstRecord: 0, records: run.sequences.numRows, windows: run.windows.numRows + extraWindows, frames: run.predictions.numRows, inputHash: "0" },
     [
       { suffix: "predictions.arrow", data: ipcFileBytes(key(run.predictions, rec(run.predictions))) },
       { suffix: "windows.arrow", data: ipcFileBytes(key(run.windows, rec(run.windows))) },
@@ -84,5 +85,46 @@ describe("assembleOutputs", () => {
     expect(existsSync(join(dir, "predictions.parquet"))).toBe(false);
     expect(existsSync(join(dir, "sequences.tsv"))).toBe(false);
     expect(readdirSync(dir)).toEqual([".virnuc"]); // no partial or temporary files
+  });
+});
+
+describe("assembleOutputs: Parquet files on a second thread", () => {
+  const finalFiles = (dir: string) =>
+    Object.fromEntries(
+      readdirSync(dir)
+        .filter((f) => !f.startsWith(".") && f !== "run.json")
+        .sort()
+        .map((f) => [f, new Bun.CryptoHasher("sha256").update(readFileSync(join(dir, f))).digest("hex")]),
+    );
+
+  test("the same bytes as written on one thread, and the same run.json outputs", async () => {
+    const a = runDir(true);
+    const b = runDir(true);
+    await assembleOutputs(a.dir, [{ store: a.store, parts: [0] }], { ...opts, parquetThread: true });
+    await assembleOutputs(b.dir, [{ store: b.store, parts: [0] }], { ...opts, parquetThread: false });
+    const fa = finalFiles(a.dir);
+    expect(Object.keys(fa)).toEqual([
+      "prediction_results.txt",
+      "prediction_results_highestscore.csv",
+      "predictions.parquet",
+      "sequences.parquet",
+      "sequences.tsv",
+      "windows.parquet",
+    ]);
+    expect(fa).toEqual(finalFiles(b.dir));
+    const outputs = (d: string) => JSON.parse(readFileSync(join(d, "run.json"), "utf8")).outputs;
+    expect(Object.keys(outputs(a.dir)).sort()).toEqual(["predictions.parquet", "sequences.parquet", "sequences.tsv", "windows.parquet"]);
+    expect(outputs(a.dir)).toEqual(outputs(b.dir));
+    expect(outputs(a.dir)["windows.parquet"].sha256).toBe(fa["windows.parquet"]);
+  });
+
+  test("a part the thread alone reads (windows) that is bad: the thread's error, as the one line it would be on one thread", async () => {
+    // the manifest says the windows table has one more row than it holds: only the Parquet thread reads it
+    const { dir, store } = runDir(true, 1);
+    const err = await assembleOutputs(dir, [{ store, parts: [0] }], opts).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toMatch(/^part 0: windows has \d+ rows, its manifest says \d+$/);
+    expect(existsSync(join(dir, "run.json"))).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.startsWith(".") && f !== ".virnuc")).toEqual([]); // no temporary files
   });
 });

@@ -9,7 +9,9 @@
  * (each file's digest in job order, or the first error as its message) and is then terminated.
  */
 import type { Schema } from "apache-arrow";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { isTempName } from "../output/atomic.ts";
 import { writeParquet } from "../output/parquet.ts";
 import type { FileDigest } from "../output/arrowfile.ts";
 import { predictionsKeyedSchema, sequencesKeyedSchema, windowsKeyedSchema } from "../output/keys.ts";
@@ -126,6 +128,10 @@ export function startParquetJob(job: ParquetJob, opts: { thread?: boolean } = {}
         w.terminate();
       }
       await closed;
+      // A thread ended mid-file leaves its temporary file: remove it (the same process's name).
+      for (const name of readdirSync(job.dir)) {
+        if (isTempName(name) && job.tables.some((t) => name.startsWith(`.${t}.parquet`))) rmSync(join(job.dir, name), { force: true });
+      }
     },
   };
 }
