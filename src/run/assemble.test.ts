@@ -97,13 +97,14 @@ describe("assembleOutputs: Parquet files on a second thread", () => {
         .map((f) => [f, new Bun.CryptoHasher("sha256").update(readFileSync(join(dir, f))).digest("hex")]),
     );
 
-  test("the same bytes as written on one thread, and the same run.json outputs", async () => {
-    const a = runDir(true);
-    const b = runDir(true);
-    await assembleOutputs(a.dir, [{ store: a.store, parts: [0] }], { ...opts, parquetThread: true });
-    await assembleOutputs(b.dir, [{ store: b.store, parts: [0] }], { ...opts, parquetThread: false });
-    const fa = finalFiles(a.dir);
-    expect(Object.keys(fa)).toEqual([
+  test("the same bytes on this thread, one thread, or one thread per file; the same run.json outputs", async () => {
+    const written = [];
+    for (const parquetThreads of [0, 1, 3]) {
+      const r = runDir(true);
+      await assembleOutputs(r.dir, [{ store: r.store, parts: [0] }], { ...opts, parquetThreads });
+      written.push({ files: finalFiles(r.dir), outputs: JSON.parse(readFileSync(join(r.dir, "run.json"), "utf8")).outputs });
+    }
+    expect(Object.keys(written[0].files)).toEqual([
       "prediction_results.txt",
       "prediction_results_highestscore.csv",
       "predictions.parquet",
@@ -111,20 +112,21 @@ describe("assembleOutputs: Parquet files on a second thread", () => {
       "sequences.tsv",
       "windows.parquet",
     ]);
-    expect(fa).toEqual(finalFiles(b.dir));
-    const outputs = (d: string) => JSON.parse(readFileSync(join(d, "run.json"), "utf8")).outputs;
-    expect(Object.keys(outputs(a.dir)).sort()).toEqual(["predictions.parquet", "sequences.parquet", "sequences.tsv", "windows.parquet"]);
-    expect(outputs(a.dir)).toEqual(outputs(b.dir));
-    expect(outputs(a.dir)["windows.parquet"].sha256).toBe(fa["windows.parquet"]);
+    expect(Object.keys(written[0].outputs).sort()).toEqual(["predictions.parquet", "sequences.parquet", "sequences.tsv", "windows.parquet"]);
+    for (const name of Object.keys(written[0].outputs)) expect(written[0].outputs[name].sha256).toBe(written[0].files[name]);
+    expect(written[1]).toEqual(written[0]);
+    expect(written[2]).toEqual(written[0]);
   });
 
   test("a part the thread alone reads (windows) that is bad: the thread's error, as the one line it would be on one thread", async () => {
     // the manifest says the windows table has one more row than it holds: only the Parquet thread reads it
     const { dir, store } = runDir(true, 1);
-    const err = await assembleOutputs(dir, [{ store, parts: [0] }], opts).catch((e) => e);
-    expect(err).toBeInstanceOf(UserError);
-    expect(err.message).toMatch(/^part 0: windows has \d+ rows, its manifest says \d+$/);
-    expect(existsSync(join(dir, "run.json"))).toBe(false);
-    expect(readdirSync(dir).filter((f) => f.startsWith(".") && f !== ".virnuc")).toEqual([]); // no temporary files
+    for (const parquetThreads of [1, 3]) {
+      const err = await assembleOutputs(dir, [{ store, parts: [0] }], { ...opts, parquetThreads }).catch((e) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect(err.message).toMatch(/^part 0: windows has \d+ rows, its manifest says \d+$/);
+      expect(existsSync(join(dir, "run.json"))).toBe(false);
+      expect(readdirSync(dir).filter((f) => f.startsWith(".") && f !== ".virnuc")).toEqual([]); // no temporary files
+    }
   });
 });

@@ -23,7 +23,7 @@ import { UserError } from "../util/errors.ts";
 import { STATE_DIR, type PartStore, type PartEntry } from "./store.ts";
 import type { StopControl } from "./stop.ts";
 import { readPartTable, type PartTable } from "./parttable.ts";
-import { startParquetJob } from "./parquet-thread.ts";
+import { startParquetFiles } from "./parquet-thread.ts";
 import { utf8Strings } from "../output/utf8column.ts";
 
 export interface CompletionInfo {
@@ -44,8 +44,11 @@ export interface AssembleOptions {
   runInfo: () => Record<string, unknown>;
   /** checked between files: a stop leaves the files written so far to the caller */
   stop?: StopControl;
-  /** predict: encode the Parquet files on a second thread (default); false writes them on this one */
-  parquetThread?: boolean;
+  /**
+   * predict: threads that encode the Parquet files beside this one (0: none, 1: one, 3: one per
+   * file; default by the CPUs available, parquet-thread.ts). The bytes are the same either way.
+   */
+  parquetThreads?: number;
 }
 
 interface Located {
@@ -118,14 +121,14 @@ export async function assembleOutputs(
   if (opts.classify) {
     // The three Parquet files are encoded on a second thread while this one writes the text
     // files from the same parts; each side reads the parts it needs.
-    const parquet = startParquetJob(
+    const parquet = startParquetFiles(
       {
         dir,
         parts: located.map((l) => ({ storeDir: l.store.dir, entry: l.entry })),
         tables: ["predictions", "windows", "sequences"],
         metadata: metadata ? [...metadata] : undefined,
       },
-      { thread: opts.parquetThread },
+      opts.parquetThreads,
     );
     const checkBoth = () => {
       check();
