@@ -15,6 +15,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { assembleOutputs } from "../src/run/assemble.ts";
 import { PartStore } from "../src/run/store.ts";
+import { prewarmParquetThread } from "../src/run/parquet-thread.ts";
 import { writeReport } from "../src/report/report.ts";
 import { sha256File, sha256Hex } from "../src/output/arrowfile.ts";
 
@@ -53,6 +54,9 @@ for (let r = 0; r < repeats; r++) {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   Bun.gc(true);
+  // as in predict, the Parquet thread is started while the parts are computed
+  prewarmParquetThread();
+  await Bun.sleep(1000);
   const t0 = performance.now();
   await assembleOutputs(out, [{ store, parts: [...Array(totalParts).keys()] }], {
     classify: true,

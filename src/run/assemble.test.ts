@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { assembleOutputs } from "./assemble.ts";
+import { prewarmParquetThread } from "./parquet-thread.ts";
 import { PartStore, type RunState } from "./store.ts";
 import { ipcFileBytes } from "../output/arrowfile.ts";
 import { withRecordIndex } from "../output/keys.ts";
@@ -97,10 +98,11 @@ describe("assembleOutputs: Parquet files on a second thread", () => {
         .map((f) => [f, new Bun.CryptoHasher("sha256").update(readFileSync(join(dir, f))).digest("hex")]),
     );
 
-  test("the same bytes on this thread, one thread, or one thread per file; the same run.json outputs", async () => {
+  test("the same bytes on this thread, one thread (started ahead or not), or one thread per file; the same run.json outputs", async () => {
     const written = [];
-    for (const parquetThreads of [0, 1, 3]) {
+    for (const [parquetThreads, warm] of [[0, false], [1, false], [3, false], [1, true]] as const) {
       const r = runDir(true);
+      if (warm) prewarmParquetThread(); // as predict does while the parts are computed
       await assembleOutputs(r.dir, [{ store: r.store, parts: [0] }], { ...opts, parquetThreads });
       written.push({ files: finalFiles(r.dir), outputs: JSON.parse(readFileSync(join(r.dir, "run.json"), "utf8")).outputs });
     }
@@ -116,6 +118,7 @@ describe("assembleOutputs: Parquet files on a second thread", () => {
     for (const name of Object.keys(written[0].outputs)) expect(written[0].outputs[name].sha256).toBe(written[0].files[name]);
     expect(written[1]).toEqual(written[0]);
     expect(written[2]).toEqual(written[0]);
+    expect(written[3]).toEqual(written[0]);
   });
 
   test("a part the thread alone reads (windows) that is bad: the thread's error, as the one line it would be on one thread", async () => {

@@ -69,6 +69,43 @@ if (typeof Bun !== "undefined" && !Bun.isMainThread) {
   };
 }
 
+function newThread(): Worker {
+  return new Worker(new URL("./parquet-thread.ts", import.meta.url).href);
+}
+
+let warmThread: Worker | null = null;
+
+/**
+ * Start one thread ahead, while the parts are computed, so that its modules (parquet-wasm's
+ * WebAssembly among them, ~0.3 s) are loaded when the final files are written. It holds no
+ * work and does not keep the process alive; the next job takes it.
+ */
+export function prewarmParquetThread(): void {
+  if (warmThread) return;
+  try {
+    const w = newThread();
+    w.unref();
+    // a thread that fails to load is not handed a job
+    const drop = () => {
+      if (warmThread === w) warmThread = null;
+    };
+    w.addEventListener("close", drop);
+    w.addEventListener("error", () => {
+      drop();
+      w.terminate();
+    });
+    warmThread = w;
+  } catch {
+    warmThread = null;
+  }
+}
+
+function takeWarmThread(): Worker | null {
+  const w = warmThread;
+  warmThread = null;
+  return w;
+}
+
 /** The Parquet files of `job` being written: in a Worker, or here when none can be started. */
 export interface ParquetRun {
   /** the digests, or the thread's error (a UserError stays one) */
@@ -82,11 +119,14 @@ export interface ParquetRun {
 export function startParquetJob(job: ParquetJob, opts: { thread?: boolean } = {}): ParquetRun {
   let worker: Worker | null = null;
   if (opts.thread !== false) {
-    try {
-      worker = new Worker(new URL("./parquet-thread.ts", import.meta.url).href);
-    } catch {
-      worker = null;
-    }
+    worker = takeWarmThread();
+    if (worker) worker.ref();
+    else
+      try {
+        worker = newThread();
+      } catch {
+        worker = null;
+      }
   }
   let error: unknown = undefined;
   if (!worker) {
