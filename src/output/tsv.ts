@@ -65,7 +65,9 @@ function columnTextFor(type: DataType, name: string): ColumnText {
       return (d, n) => {
         const v = d.values as Float32Array;
         const out = new Array<string>(n);
-        for (let i = 0; i < n; i++) out[i] = formatFloat32(v[i]);
+        if (d.nullCount === 0) for (let i = 0; i < n; i++) out[i] = formatFloat32(v[i]);
+        // null cells are left empty (add() blanks them): only valid ones are formatted
+        else for (let i = 0; i < n; i++) out[i] = d.getValid(i) ? formatFloat32(v[i]) : "";
         return out;
       };
     case Type.Bool:

@@ -8,13 +8,13 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import type { RecordBatch, Schema } from "apache-arrow";
+import type { RecordBatch } from "apache-arrow";
 import { CompatWriter } from "../output/compat.ts";
 import { writeParquet } from "../output/parquet.ts";
-import { readIpc } from "../output/arrowfile.ts";
+import type { FileDigest } from "../output/arrowfile.ts";
 import { writeRunJson } from "../output/runjson.ts";
 import { onFile, writeFileAtomic } from "../output/atomic.ts";
-import { predictionsKeyedSchema, windowsKeyedSchema, sequencesKeyedSchema, RECORD_INDEX } from "../output/keys.ts";
+import { sequencesKeyedSchema } from "../output/keys.ts";
 import { framesSchema } from "../output/frames.ts";
 import { fileMetadata } from "../output/filemeta.ts";
 import { TsvWriter } from "../output/tsv.ts";
@@ -22,6 +22,9 @@ import { type EmbeddingsFormat, emptyEmbeddingsSchema, writeEmbeddings } from ".
 import { UserError } from "../util/errors.ts";
 import { STATE_DIR, type PartStore, type PartEntry } from "./store.ts";
 import type { StopControl } from "./stop.ts";
+import { readPartTable, type PartTable } from "./parttable.ts";
+import { startParquetFiles } from "./parquet-thread.ts";
+import { utf8Strings } from "../output/utf8column.ts";
 
 export interface CompletionInfo {
   totalParts: number;
@@ -41,6 +44,11 @@ export interface AssembleOptions {
   runInfo: () => Record<string, unknown>;
   /** checked between files: a stop leaves the files written so far to the caller */
   stop?: StopControl;
+  /**
+   * predict: threads that encode the Parquet files beside this one (0: none, 1: one, 3: one per
+   * file; default by the CPUs available, parquet-thread.ts). The bytes are the same either way.
+   */
+  parquetThreads?: number;
 }
 
 interface Located {
@@ -95,18 +103,8 @@ export async function assembleOutputs(
   if (located.length !== opts.totalParts)
     throw new UserError(`${opts.totalParts - located.length} of ${opts.totalParts} parts are missing: rerun with --resume`);
 
-  const read = (l: Located, table: string): RecordBatch[] => {
-    const bytes = l.store.readPartFile(l.entry, `${table}.arrow`);
-    if (!bytes) throw new UserError(`part ${l.entry.part} has no ${table} table in ${l.store.dir}`);
-    const t = readIpc(bytes);
-    if (!t.schema.fields.some((f) => f.name === RECORD_INDEX))
-      throw new UserError(`part ${l.entry.part} in ${l.store.dir} was written by an earlier virnuc (no ${RECORD_INDEX}): start over with --force`);
-    const n = t.numRows;
-    const want = table === "windows" ? l.entry.windows : table === "sequences" ? l.entry.records : l.entry.frames;
-    if (n !== want) throw new UserError(`part ${l.entry.part}: ${table} has ${n} rows, its manifest says ${want}`);
-    return t.batches;
-  };
-  async function* batches(table: string, each?: (b: RecordBatch) => void): AsyncGenerator<RecordBatch> {
+  const read = (l: Located, table: PartTable): RecordBatch[] => readPartTable(l.store, l.entry, table);
+  async function* batches(table: PartTable, each?: (b: RecordBatch) => void): AsyncGenerator<RecordBatch> {
     for (const l of located) {
       check();
       for (const b of read(l, table)) {
@@ -121,36 +119,67 @@ export async function assembleOutputs(
   const files: Record<string, { bytes: number; sha256: string; rows: number }> = {};
   const note = (name: string, d: { bytes: number; sha256: string; rows: number }) => (files[name] = { bytes: d.bytes, sha256: d.sha256, rows: d.rows });
   if (opts.classify) {
+    // The three Parquet files are encoded on a second thread while this one writes the text
+    // files from the same parts; each side reads the parts it needs.
+    const parquet = startParquetFiles(
+      {
+        dir,
+        parts: located.map((l) => ({ storeDir: l.store.dir, entry: l.entry })),
+        tables: ["predictions", "windows", "sequences"],
+        metadata: metadata ? [...metadata] : undefined,
+      },
+      opts.parquetThreads,
+    );
+    const checkBoth = () => {
+      check();
+      const err = parquet.failed();
+      if (err) throw err;
+    };
     const compat = new CompatWriter(dir);
+    // sequences.tsv: the same rows as sequences.parquet, as text
+    const tsv = new TsvWriter(join(dir, "sequences.tsv"), sequencesKeyedSchema);
+    let digests: FileDigest[];
+    let tsvDigest: FileDigest;
     try {
-      const d = await writeParquet(join(dir, "predictions.parquet"), batches("predictions", (b) => {
-        const ids = b.getChild("frame_id")!.toArray() as unknown as string[];
-        const pred = b.getChild("prediction")!.toArray() as unknown as string[];
-        compat.addFrameColumns(
-          Array.from(ids),
-          b.getChild("score_others")!.toArray() as Float32Array,
-          b.getChild("score_virus")!.toArray() as Float32Array,
-          Array.from(pred, (x) => x === "virus"),
-        );
-      }), predictionsKeyedSchema as Schema, { metadata });
-      note("predictions.parquet", d);
+      for (const l of located) {
+        checkBoth();
+        for (const b of read(l, "predictions")) {
+          // the id and call columns decoded in one go (utf8column.ts), not value by value
+          const ids = utf8Strings(b.getChild("frame_id")!.data[0]) as string[];
+          const pred = utf8Strings(b.getChild("prediction")!.data[0]);
+          compat.addFrameColumns(
+            ids,
+            b.getChild("score_others")!.toArray() as Float32Array,
+            b.getChild("score_virus")!.toArray() as Float32Array,
+            Array.from(pred, (x) => x === "virus"),
+          );
+        }
+      }
       await compat.close();
+      for (const l of located) {
+        checkBoth();
+        for (const b of read(l, "sequences")) tsv.add(b);
+      }
+      tsvDigest = tsv.close();
+      // Wait for the Parquet thread, still answering a stop.
+      for (;;) {
+        checkBoth();
+        const done = await Promise.race([parquet.result, Bun.sleep(50).then(() => null)]);
+        if (done) {
+          digests = done;
+          break;
+        }
+      }
     } catch (err) {
       compat.abort();
-      throw err;
-    }
-    check();
-    note("windows.parquet", await writeParquet(join(dir, "windows.parquet"), batches("windows"), windowsKeyedSchema, { metadata }));
-    check();
-    // sequences.tsv: the same rows as text, written as the Parquet file's batches go by
-    const tsv = new TsvWriter(join(dir, "sequences.tsv"), sequencesKeyedSchema);
-    try {
-      note("sequences.parquet", await writeParquet(join(dir, "sequences.parquet"), batches("sequences", (b) => tsv.add(b)), sequencesKeyedSchema, { metadata }));
-      note("sequences.tsv", tsv.close());
-    } catch (err) {
       tsv.abort();
+      await parquet.cancel();
       throw err;
     }
+    note("predictions.parquet", digests[0]);
+    note("windows.parquet", digests[1]);
+    note("sequences.parquet", digests[2]);
+    note("sequences.tsv", tsvDigest);
   } else {
     note("frames.parquet", await writeParquet(join(dir, "frames.parquet"), batches("frames"), framesSchema, { metadata }));
   }

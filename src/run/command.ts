@@ -11,6 +11,7 @@ import { PartStore, FINAL_OUTPUTS, type RunState, type PartEntry } from "./store
 import { readParts, readWork, inShard, describeInputs, type SourceSummary } from "./source.ts";
 import { processParts, type PartTelemetry } from "./process.ts";
 import { assembleOutputs } from "./assemble.ts";
+import { prewarmParquetThread } from "./parquet-thread.ts";
 import { runWorkers, type WorkerInit } from "./workers.ts";
 import { Progress } from "./progress.ts";
 import { planRun, type PredictOptions, type RunPlan } from "./plan.ts";
@@ -126,6 +127,8 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
     };
 
     const t1 = performance.now();
+    // predict writes its Parquet files on a second thread: load it while the parts are computed
+    if (plan.classify && !plan.shard) prewarmParquetThread();
     if (models) {
       await processParts(plan, models, readParts(source, summary), { done: onPart, warn }, control);
     } else {
