@@ -665,7 +665,6 @@ class Reading {
   }
 }
 
-/** Where a parser starts: the input's name, its first line and byte offset, offsets known (plain regular file). */
 /** Where a parser starts: its first line and byte offset, and whether offsets are known (plain regular file). */
 interface ParseStart {
   line: number;

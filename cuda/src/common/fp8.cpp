@@ -44,15 +44,22 @@ float fp8_e4m3_to_float(uint8_t q) {
   return sign * std::ldexp(1.0f + static_cast<float>(man) / 8.0f, exp - 7);
 }
 
+namespace {
+
+// One row: q = e4m3(x * inv) and its scale; returns inv.
+float quantize_row(const float* row, int64_t cols, uint8_t* q, float* scale) {
+  float amax = 0.0f;
+  for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(row[c]));  // NaN ignored, as fmaxf
+  const float inv = fp8_inv_scale(amax);
+  for (int64_t c = 0; c < cols; ++c) q[c] = fp8_e4m3_from_float(row[c] * inv);
+  *scale = fp8_scale(amax);
+  return inv;
+}
+
+}  // namespace
+
 void fp8_quantize_rows(const float* x, int64_t rows, int64_t cols, uint8_t* q, float* scales) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
-    float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(row[c]));  // NaN ignored, as fmaxf
-    const float inv = fp8_inv_scale(amax);
-    for (int64_t c = 0; c < cols; ++c) q[r * cols + c] = fp8_e4m3_from_float(row[c] * inv);
-    scales[r] = fp8_scale(amax);
-  }
+  for (int64_t r = 0; r < rows; ++r) quantize_row(x + r * cols, cols, q + r * cols, scales + r);
 }
 
 void fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int32_t* index, int n, bool weights,
@@ -61,10 +68,7 @@ void fp8_quantize_rows_ext(const float* x, int64_t rows, int64_t cols, const int
   const int64_t ld = cols + ext;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * cols;
-    fp8_quantize_rows(row, 1, cols, q + r * ld, scales + r);
-    float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::fmax(amax, std::fabs(row[c]));
-    const float inv = fp8_inv_scale(amax);
+    const float inv = quantize_row(row, cols, q + r * ld, scales + r);
     uint8_t* e = q + r * ld + cols;
     std::memset(e, 0, static_cast<size_t>(ext));
     for (int j = 0; j < n; ++j) {

@@ -49,14 +49,14 @@ __global__ void __launch_bounds__(kQuantThreads)
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
     const float v = load_as_float(src, dtype, base + c) * inv;
     const uint8_t hi = to_e4m3(v);
-    out[c] = lo ? to_e4m3(v - __half2float(__half(__nv_cvt_fp8_to_halfraw(hi, __NV_E4M3)))) : hi;
+    out[c] = lo ? to_e4m3(v - e4m3_to_float(hi)) : hi;
   }
   for (int j = threadIdx.x; j < ext.cols; j += blockDim.x) {
     uint8_t b = 0;
     if (j < 2 * ext.n) {
       const float v = load_as_float(src, dtype, base + ext.index[j < ext.n ? j : j - ext.n]) * inv;
       const uint8_t hi = to_e4m3(v);
-      b = j < ext.n ? to_e4m3(v - __half2float(__half(__nv_cvt_fp8_to_halfraw(hi, __NV_E4M3)))) : hi;
+      b = j < ext.n ? to_e4m3(v - e4m3_to_float(hi)) : hi;
     }
     out[cols + j] = b;
   }

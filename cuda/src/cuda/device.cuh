@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -72,6 +73,63 @@ inline unsigned grid_for(int64_t n, int per_block, int64_t cap = 1 << 20) {
   int64_t g = (n + per_block - 1) / per_block;
   if (g < 1) g = 1;
   return static_cast<unsigned>(g < cap ? g : cap);
+}
+
+// An E4M3 byte's (unscaled) value.
+__device__ __forceinline__ float e4m3_to_float(uint8_t b) {
+  return __half2float(__half(__nv_cvt_fp8_to_halfraw(b, __NV_E4M3)));
+}
+
+// LayerNorm of one row held by one warp in registers: V float4 per lane (lane l holds columns
+// i * 128 + 4 l .. + 3), zeros past `hidden` (hidden % 4 == 0).
+template <int V>
+__device__ __forceinline__ void load_row(const float* __restrict__ src, const float* __restrict__ add, int hidden,
+                                         int lane, float4 (&v)[V]) {
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden) {
+      v[i] = *reinterpret_cast<const float4*>(src + c);
+      if (add) {
+        const float4 a = *reinterpret_cast<const float4*>(add + c);
+        v[i].x += a.x, v[i].y += a.y, v[i].z += a.z, v[i].w += a.w;
+      }
+    } else {
+      v[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  }
+}
+
+// v = (v - mean) * rstd * w + b in place, two-pass FP32 statistics over the row's `hidden` values.
+template <int V>
+__device__ __forceinline__ void normalize_row(float4 (&v)[V], const float* __restrict__ w,
+                                              const float* __restrict__ b, int hidden, int lane, float eps) {
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
+  const float mean = warp_sum(sum) / static_cast<float>(hidden);
+  float sq = 0.0f;
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden) {
+      const float dx = v[i].x - mean, dy = v[i].y - mean, dz = v[i].z - mean, dw = v[i].w - mean;
+      sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
+    }
+  }
+  const float rstd = 1.0f / sqrtf(warp_sum(sq) / static_cast<float>(hidden) + eps);
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    const int c = i * 128 + lane * 4;
+    if (c < hidden) {
+      const float4 g = *reinterpret_cast<const float4*>(w + c);
+      const float4 bb = *reinterpret_cast<const float4*>(b + c);
+      v[i].x = (v[i].x - mean) * rstd * g.x + bb.x;
+      v[i].y = (v[i].y - mean) * rstd * g.y + bb.y;
+      v[i].z = (v[i].z - mean) * rstd * g.z + bb.z;
+      v[i].w = (v[i].w - mean) * rstd * g.w + bb.w;
+    }
+  }
 }
 
 }  // namespace vn::cuda

@@ -54,25 +54,9 @@ class Dnabert : public CudaModel {
     VN_CUDA_TRY(layernorm(nullptr, x, xh, ln_emb_w, ln_emb_b, T, cfg.hidden, cfg.ln_eps, s, b.tokens, word,
                           token_type0),
                 "DNABERT-S embeddings");
-    AttnParams ap{};
-    ap.qkv = qkv_buf;
-    ap.ld_qkv = 3 * H;
-    ap.out = ctx;
-    ap.ld_out = H;
-    ap.hidden = cfg.hidden;
-    ap.n_heads = cfg.n_heads;
-    ap.head_dim = hd;
-    ap.cu = b.cu;
-    ap.n_seqs = b.n_seqs;
-    ap.tiles = b.tiles;
-    ap.n_tiles = b.n_tiles;
-    ap.max_len = b.max_len;
-    ap.total_tokens = T;
-    ap.q_scale = 1.0f;
+    AttnParams ap = batch_attention(cfg, b, ex, qkv_buf, ctx);
     ap.score_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    ap.inv_freq = nullptr;
     ap.alibi = slopes;
-    ap.force_naive = ex.naive_attention;
     const GemmContext& g = *ex.gemm;
     for (const BertLayer& L : layers) {
       ex.mark("gemm_qkv");

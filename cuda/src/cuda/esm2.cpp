@@ -115,24 +115,8 @@ class Esm2 : public CudaModel {
     for (size_t k = 0; k < rope_freqs.size(); ++k)
       VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
                   "rotary table");
-    AttnParams ap{};
-    ap.qkv = qkv_buf;
-    ap.ld_qkv = 3 * H;
-    ap.out = ctx;
-    ap.ld_out = H;
-    ap.hidden = cfg.hidden;
-    ap.n_heads = cfg.n_heads;
-    ap.head_dim = hd;
-    ap.cu = b.cu;
-    ap.n_seqs = b.n_seqs;
-    ap.tiles = b.tiles;
-    ap.n_tiles = b.n_tiles;
-    ap.max_len = b.max_len;
-    ap.total_tokens = T;
+    AttnParams ap = batch_attention(cfg, b, ex, qkv_buf, ctx);
     ap.q_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    ap.score_scale = 1.0f;
-    ap.alibi = nullptr;
-    ap.force_naive = ex.naive_attention;
     const GemmContext& g = *ex.gemm;
     for (size_t l = 0; l < layers.size(); ++l) {
       const EsmLayer& L = layers[l];
@@ -200,24 +184,8 @@ class Esm2 : public CudaModel {
     for (size_t k = 0; k < rope_freqs.size(); ++k)
       VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
                   "rotary table");
-    AttnParams ap{};
-    ap.qkv = qkv_buf;
-    ap.ld_qkv = 3 * H;
-    ap.out = ctx;
-    ap.ld_out = H;
-    ap.hidden = cfg.hidden;
-    ap.n_heads = cfg.n_heads;
-    ap.head_dim = hd;
-    ap.cu = b.cu;
-    ap.n_seqs = b.n_seqs;
-    ap.tiles = b.tiles;
-    ap.n_tiles = b.n_tiles;
-    ap.max_len = b.max_len;
-    ap.total_tokens = T;
+    AttnParams ap = batch_attention(cfg, b, ex, qkv_buf, ctx);
     ap.q_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    ap.score_scale = 1.0f;
-    ap.alibi = nullptr;
-    ap.force_naive = ex.naive_attention;
     const GemmContext& g = *ex.gemm;
     for (size_t l = 0; l < layers.size(); ++l) {
       const EsmLayer& L = layers[l];

@@ -21,11 +21,6 @@ __device__ __forceinline__ uint32_t pack4_e4m3(float a, float b, float c, float 
   return lo | (hi << 16);
 }
 
-__device__ __forceinline__ float e4m3_to_float(uint8_t b) {
-  const __half_raw h = __nv_cvt_fp8_to_halfraw(b, __NV_E4M3);
-  return __half2float(__half(h));
-}
-
 // An outlier channel's extension bytes: hi (the main part's byte for v) and lo (what hi left).
 __device__ __forceinline__ void put_ext(uint8_t* ext_row, int n, int slot, float v) {
   if (slot < 0) return;
@@ -45,48 +40,13 @@ __global__ void __launch_bounds__(32 * kLnRows)
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRows + (threadIdx.x >> 5);
   if (row >= rows) return;
-  const float* src = x + row * hidden;
   float4 v[V];
-  float sum = 0.0f;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int c = i * 128 + lane * 4;
-    if (c < hidden) {
-      v[i] = *reinterpret_cast<const float4*>(src + c);
-      if (add) {
-        const float4 a = *reinterpret_cast<const float4*>(add + c);
-        v[i].x += a.x, v[i].y += a.y, v[i].z += a.z, v[i].w += a.w;
-      }
-    } else {
-      v[i] = make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-    sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
-  }
-  const float mean = warp_sum(sum) / static_cast<float>(hidden);
-  float sq = 0.0f;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int c = i * 128 + lane * 4;
-    if (c < hidden) {
-      const float dx = v[i].x - mean, dy = v[i].y - mean, dz = v[i].z - mean, dw = v[i].w - mean;
-      sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
-    }
-  }
-  const float rstd = 1.0f / sqrtf(warp_sum(sq) / static_cast<float>(hidden) + eps);
+  load_row<V>(x + row * hidden, add, hidden, lane, v);
+  normalize_row<V>(v, w, b, hidden, lane, eps);
   float amax = 0.0f;
 #pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int c = i * 128 + lane * 4;
-    if (c < hidden) {
-      const float4 g = *reinterpret_cast<const float4*>(w + c);
-      const float4 bb = *reinterpret_cast<const float4*>(b + c);
-      v[i].x = (v[i].x - mean) * rstd * g.x + bb.x;
-      v[i].y = (v[i].y - mean) * rstd * g.y + bb.y;
-      v[i].z = (v[i].z - mean) * rstd * g.z + bb.z;
-      v[i].w = (v[i].w - mean) * rstd * g.w + bb.w;
-      amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[i].x), fabsf(v[i].y)), fmaxf(fabsf(v[i].z), fabsf(v[i].w))));
-    }
-  }
+  for (int i = 0; i < V; ++i)
+    amax = fmaxf(amax, fmaxf(fmaxf(fabsf(v[i].x), fabsf(v[i].y)), fmaxf(fabsf(v[i].z), fabsf(v[i].w))));
   amax = warp_max(amax);
   const float inv = fp8_inv_scale(amax);
   uint8_t* qrow = q + row * (hidden + ext.cols);
@@ -194,6 +154,20 @@ int quant_threads() {
   return t == 128 || t == 512 ? t : 256;
 }
 
+// The epilogue of the own-scaling pass and the reference FP8 GEMM: y(r, c) = v (+ bias) as fp16
+// (bias fp16) or fp32 (bias fp32), y += v for accumulate.
+__device__ __forceinline__ void store_scaled(float v, int64_t r, int64_t c, const void* bias, void* y, int64_t ldy,
+                                             bool out_f16, bool accumulate) {
+  if (out_f16) {
+    if (bias) v += __half2float(static_cast<const __half*>(bias)[c]);
+    static_cast<__half*>(y)[r * ldy + c] = __float2half_rn(v);
+  } else {
+    if (bias) v += static_cast<const float*>(bias)[c];
+    float* o = static_cast<float*>(y) + r * ldy + c;
+    *o = accumulate ? *o + v : v;
+  }
+}
+
 __global__ void dequant_kernel(const float* __restrict__ acc, int64_t m, int64_t n, const float* __restrict__ xs,
                                const float* __restrict__ ws, const void* __restrict__ bias, void* y, int64_t ldy,
                                bool out_f16, bool accumulate) {
@@ -201,15 +175,7 @@ __global__ void dequant_kernel(const float* __restrict__ acc, int64_t m, int64_t
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / n, c = i % n;
-    float v = acc[i] * xs[r] * ws[c];
-    if (out_f16) {
-      if (bias) v += __half2float(static_cast<const __half*>(bias)[c]);
-      static_cast<__half*>(y)[r * ldy + c] = __float2half_rn(v);
-    } else {
-      if (bias) v += static_cast<const float*>(bias)[c];
-      float* o = static_cast<float*>(y) + r * ldy + c;
-      *o = accumulate ? *o + v : v;
-    }
+    store_scaled(acc[i] * xs[r] * ws[c], r, c, bias, y, ldy, out_f16, accumulate);
   }
 }
 
@@ -248,15 +214,7 @@ __global__ void fp8_gemm_naive_kernel(const uint8_t* __restrict__ x, int64_t ldx
     const int64_t r = i / n, c = i % n;
     float s = 0.0f;
     for (int64_t l = 0; l < k; ++l) s += e4m3_to_float(x[r * ldx + l]) * e4m3_to_float(w[c * k + l]);
-    float v = s * xs[r] * ws[c];
-    if (out_f16) {
-      if (bias) v += __half2float(static_cast<const __half*>(bias)[c]);
-      static_cast<__half*>(y)[r * ldy + c] = __float2half_rn(v);
-    } else {
-      if (bias) v += static_cast<const float*>(bias)[c];
-      float* o = static_cast<float*>(y) + r * ldy + c;
-      *o = accumulate ? *o + v : v;
-    }
+    store_scaled(s * xs[r] * ws[c], r, c, bias, y, ldy, out_f16, accumulate);
   }
 }
 

@@ -23,44 +23,13 @@ __global__ void __launch_bounds__(32 * kRowsPerBlock)
   if (row >= rows) return;
   const float* src = tokens ? gather + static_cast<int64_t>(tokens[row]) * hidden : x + row * hidden;
   float4 v[V];
-  float sum = 0.0f;
+  load_row<V>(src, add, hidden, lane, v);
+  normalize_row<V>(v, w, b, hidden, lane, eps);
 #pragma unroll
   for (int i = 0; i < V; ++i) {
     const int c = i * 128 + lane * 4;
     if (c < hidden) {
-      v[i] = *reinterpret_cast<const float4*>(src + c);
-      if (add) {
-        const float4 a = *reinterpret_cast<const float4*>(add + c);
-        v[i].x += a.x, v[i].y += a.y, v[i].z += a.z, v[i].w += a.w;
-      }
-    } else {
-      v[i] = make_float4(0.f, 0.f, 0.f, 0.f);
-    }
-    sum += (v[i].x + v[i].y) + (v[i].z + v[i].w);
-  }
-  const float mean = warp_sum(sum) / static_cast<float>(hidden);
-  float sq = 0.0f;
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int c = i * 128 + lane * 4;
-    if (c < hidden) {
-      const float dx = v[i].x - mean, dy = v[i].y - mean, dz = v[i].z - mean, dw = v[i].w - mean;
-      sq += (dx * dx + dy * dy) + (dz * dz + dw * dw);
-    }
-  }
-  const float var = warp_sum(sq) / static_cast<float>(hidden);
-  const float rstd = 1.0f / sqrtf(var + eps);
-#pragma unroll
-  for (int i = 0; i < V; ++i) {
-    const int c = i * 128 + lane * 4;
-    if (c < hidden) {
-      const float4 g = *reinterpret_cast<const float4*>(w + c);
-      const float4 bb = *reinterpret_cast<const float4*>(b + c);
-      float4 o;
-      o.x = (v[i].x - mean) * rstd * g.x + bb.x;
-      o.y = (v[i].y - mean) * rstd * g.y + bb.y;
-      o.z = (v[i].z - mean) * rstd * g.z + bb.z;
-      o.w = (v[i].w - mean) * rstd * g.w + bb.w;
+      const float4 o = v[i];
       if (y32) *reinterpret_cast<float4*>(y32 + row * hidden + c) = o;
       if (y16) {
         __half2 lo = __floats2half2_rn(o.x, o.y), hi = __floats2half2_rn(o.z, o.w);

@@ -271,6 +271,28 @@ vn_status WeightLoader::finish() {
   return VN_OK;
 }
 
+AttnParams batch_attention(const vn_model_config& cfg, const EmbedBatch& b, const Exec& ex, const __half* qkv,
+                           __half* ctx) {
+  AttnParams ap{};
+  ap.qkv = qkv;
+  ap.ld_qkv = 3 * static_cast<int64_t>(cfg.hidden);
+  ap.out = ctx;
+  ap.ld_out = cfg.hidden;
+  ap.hidden = cfg.hidden;
+  ap.n_heads = cfg.n_heads;
+  ap.head_dim = cfg.hidden / cfg.n_heads;
+  ap.cu = b.cu;
+  ap.n_seqs = b.n_seqs;
+  ap.tiles = b.tiles;
+  ap.n_tiles = b.n_tiles;
+  ap.max_len = b.max_len;
+  ap.total_tokens = b.T;
+  ap.q_scale = 1.0f;
+  ap.score_scale = 1.0f;
+  ap.force_naive = ex.naive_attention;
+  return ap;
+}
+
 // ---- Profiler ----
 
 Profiler::~Profiler() {

@@ -70,6 +70,11 @@ struct EmbedBatch {
   int32_t* bad_row = nullptr;       // first sequence with a non-finite embedding
 };
 
+// Attention over one packed batch: Q/K/V rows of qkv (T, 3 * hidden) -> ctx (T, hidden), head-major.
+// The caller sets the model's fields: q_scale, score_scale, inv_freq / rope (rotary), alibi.
+AttnParams batch_attention(const vn_model_config& cfg, const EmbedBatch& b, const Exec& ex, const __half* qkv,
+                           __half* ctx);
+
 class CudaModel : public vn::Model {
  public:
   CudaModel(const vn_model_config& cfg, CudaEngine* engine) : vn::Model(cfg), engine_(engine) {}
