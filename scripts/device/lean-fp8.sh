@@ -11,6 +11,9 @@
 #            FULLSIZE_VARIANTS "plain --outliers" (with and without outlier channels)
 #   engine   bench engine --peers, ESM-2 fp16 and fp8 side by side
 #   e2e      bench e2e (E2E_READS, E2E_SETS e.g. "0 0,1", E2E_PRECISION)
+#   tune     GEMM algorithm trials change no bit: embeddings' sha256 with VIRNUC_GEMM_TUNE=0 and =1
+#            (fp16, fp8 with outlier channels)
+#   lnstaged bench again with VIRNUC_FP8_LN_STAGED=0 (the FP8 LayerNorm extension's byte stores)
 #   carry: [".device/bun.xz", ".device/nm.tar.xz", ".device/tokenizer.json"]
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
@@ -59,7 +62,14 @@ if has bench; then
   grep -E "gemm plan|load |profile|weights:|^  [a-z_0-9]+ +[0-9.]+ ms|m +[0-9]+:" "$OUT/bench.txt" | head -70
   sed -n '/==== summary/,$p' "$OUT/bench.txt"
 fi
-if has load || has fullsize || has engine || has e2e; then
+if has lnstaged; then
+  VIRNUC_FP8_LN_STAGED=0 VIRNUC_GEMM_PLANS=1 timeout "${BENCH_TIMEOUT:-280}" ./build/native/vn_cuda_check bench ${BENCH_FLAGS:---fp8 --profile} \
+    --budgets "${BUDGETS:-16384,65536}" > "$OUT/bench-unstaged.txt" 2>&1
+  echo "bench (VIRNUC_FP8_LN_STAGED=0) exit $?"
+  grep -E "profile|layernorm|^  [a-z_0-9]+ +[0-9.]+ ms" "$OUT/bench-unstaged.txt" | head -40
+  sed -n '/==== summary/,$p' "$OUT/bench-unstaged.txt"
+fi
+if has load || has fullsize || has engine || has e2e || has tune; then
   s=$(date +%s)
   bun -e "import {ensureRandomModels} from './bench/engine.ts'; await ensureRandomModels('$W', '$PWD/.device/tokenizer.json')"
   echo "random models: $(( $(date +%s) - s ))s"
@@ -78,6 +88,17 @@ if has load; then
     for (const p of ['fp16', 'fp8', 'fp16']) { const t = performance.now(); const h = e.loadEncoder(m.config, m.tensors, p as 'fp16');
       console.log('engine load', p, ((performance.now() - t) / 1000).toFixed(2), 's'); h.close(); }
     e.close();" 2>&1 | grep -E "load|weights:"
+fi
+if has tune; then
+  for v in "fp16" "fp8 --outliers"; do
+    for t in 0 1; do
+      s=$(date +%s)
+      VIRNUC_GEMM_TUNE=$t VIRNUC_GEMM_PLANS=$t timeout 200 bun scripts/device/tune-bits.ts $TOK --precision $v > "$OUT/tune-$t.txt" 2>&1
+      echo "tune=$t $v exit $? ($(( $(date +%s) - s ))s)"; grep -E "tuned|sha256|rror" "$OUT/tune-$t.txt" | head -20
+    done
+    if diff <(grep sha256 "$OUT/tune-0.txt") <(grep sha256 "$OUT/tune-1.txt") > /dev/null && grep -q sha256 "$OUT/tune-0.txt"; then
+      echo "tune $v: SAME BITS"; else echo "tune $v: FAIL (bits differ or missing)"; fi
+  done
 fi
 if has fullsize; then
   for variant in ${FULLSIZE_VARIANTS:-plain --outliers}; do

@@ -63,6 +63,33 @@ __global__ void __launch_bounds__(kQuantThreads)
   if (threadIdx.x == 0) scales[row] = fp8_scale(amax);
 }
 
+__device__ __forceinline__ uint32_t mix32(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return static_cast<uint32_t>(x ^ (x >> 33));
+}
+
+__global__ void fill_test_kernel(void* __restrict__ p, int64_t n, int kind, uint32_t seed) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint32_t h = mix32((static_cast<uint64_t>(seed) << 40) ^ static_cast<uint64_t>(i));
+    if (kind == 0) static_cast<__half*>(p)[i] = __float2half_rn(static_cast<float>(h & 0xffff) / 32768.0f - 1.0f);
+    else if (kind == 1) static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(h & 0xbf);  // exponent <= 7: finite
+    else static_cast<float*>(p)[i] = static_cast<float>(h & 0xffff) / 32768.0f - 1.0f;
+  }
+}
+
+__global__ void count_different_words_kernel(const uint32_t* __restrict__ a, const uint32_t* __restrict__ b,
+                                             int64_t n, unsigned long long* __restrict__ count) {
+  unsigned long long c = 0;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    c += a[i] != b[i];
+  if (c) atomicAdd(count, c);
+}
+
 }  // namespace
 
 cudaError_t f32_to_f16(const float* src, __half* dst, int64_t n, cudaStream_t stream) {
@@ -81,6 +108,24 @@ cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, i
   if (rows > INT32_MAX || ld < cols + ext.cols || (lo && ext.cols > 0)) return cudaErrorInvalidValue;
   quantize_rows_kernel<<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(src, src_dtype, cols, dst, ld, scales,
                                                                                  ext, lo);
+  return cudaGetLastError();
+}
+
+}  // namespace vn::cuda
+
+namespace vn::cuda {
+
+cudaError_t fill_test_values(void* p, int64_t n, int kind, uint32_t seed, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  fill_test_kernel<<<grid_for(n, 256, 1 << 14), 256, 0, stream>>>(p, n, kind, seed);
+  return cudaGetLastError();
+}
+
+cudaError_t count_different_words(const void* a, const void* b, int64_t words, unsigned long long* count,
+                                  cudaStream_t stream) {
+  if (words <= 0) return cudaSuccess;
+  count_different_words_kernel<<<grid_for(words, 256, 1 << 14), 256, 0, stream>>>(
+      static_cast<const uint32_t*>(a), static_cast<const uint32_t*>(b), words, count);
   return cudaGetLastError();
 }
 

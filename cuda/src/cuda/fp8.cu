@@ -29,17 +29,26 @@ __device__ __forceinline__ void put_ext(uint8_t* ext_row, int n, int slot, float
   ext_row[n + slot] = __nv_cvt_float_to_fp8(v - e4m3_to_float(hi), __NV_SATFINITE, __NV_E4M3);
 }
 
-constexpr int kLnRows = 4;  // warps (rows) per block
+constexpr int kLnRows = 4;        // warps (rows) per block
+constexpr int kMaxExtCols = 256;  // >= fp8_ext_columns(kFp8MaxOutliers, any hidden)
 
-// One warp per row, the row in registers (as layernorm.cu), then amax and E4M3.
-template <int V>
+// One warp per row, the row in registers (as layernorm.cu), then amax and E4M3. kStaged: the
+// row's outlier extension is assembled in shared memory and stored as whole words (else byte
+// stores straight to the output, VIRNUC_FP8_LN_STAGED=0).
+template <int V, bool kStaged>
 __global__ void __launch_bounds__(32 * kLnRows)
     layernorm_fp8_kernel(const float* __restrict__ x, const float* __restrict__ add, const float* __restrict__ w,
                          const float* __restrict__ b, int64_t rows, int hidden, float eps, uint8_t* __restrict__ q,
                          float* __restrict__ scales, Fp8Ext ext) {
+  __shared__ uint32_t ext_words[kStaged ? kLnRows : 1][kStaged ? kMaxExtCols / 4 : 1];
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRows + (threadIdx.x >> 5);
   if (row >= rows) return;
+  uint32_t* my_ext = ext_words[kStaged ? threadIdx.x >> 5 : 0];
+  if (kStaged && ext.n > 0) {
+    for (int j = lane; j < ext.cols / 4; j += 32) my_ext[j] = 0;
+    __syncwarp();
+  }
   float4 v[V];
   load_row<V>(x + row * hidden, add, hidden, lane, v);
   normalize_row<V>(v, w, b, hidden, lane, eps);
@@ -58,22 +67,43 @@ __global__ void __launch_bounds__(32 * kLnRows)
       *reinterpret_cast<uint32_t*>(qrow + c) = pack4_e4m3(s.x, s.y, s.z, s.w);
       if (ext.n > 0) {
         const char4 sl = *reinterpret_cast<const char4*>(ext.slot + c);
-        put_ext(qrow + hidden, ext.n, sl.x, s.x);
-        put_ext(qrow + hidden, ext.n, sl.y, s.y);
-        put_ext(qrow + hidden, ext.n, sl.z, s.z);
-        put_ext(qrow + hidden, ext.n, sl.w, s.w);
+        uint8_t* e = kStaged ? reinterpret_cast<uint8_t*>(my_ext) : qrow + hidden;
+        put_ext(e, ext.n, sl.x, s.x);
+        put_ext(e, ext.n, sl.y, s.y);
+        put_ext(e, ext.n, sl.z, s.z);
+        put_ext(e, ext.n, sl.w, s.w);
       }
     }
   }
-  for (int j = 2 * ext.n + lane; j < ext.cols; j += 32) qrow[hidden + j] = 0;
+  if (kStaged) {
+    if (ext.n > 0) {
+      __syncwarp();
+      // hidden % 4 == 0 and ext.cols % 4 == 0: the extension starts and ends on word boundaries.
+      uint32_t* dst = reinterpret_cast<uint32_t*>(qrow + hidden);
+      for (int j = lane; j < ext.cols / 4; j += 32) dst[j] = my_ext[j];
+    }
+  } else {
+    for (int j = 2 * ext.n + lane; j < ext.cols; j += 32) qrow[hidden + j] = 0;
+  }
   if (lane == 0) scales[row] = fp8_scale(amax);
+}
+
+bool ln_staged() {
+  static const bool on = [] {
+    const char* v = std::getenv("VIRNUC_FP8_LN_STAGED");
+    return !(v && v[0] == '0');
+  }();
+  return on;
 }
 
 template <int V>
 cudaError_t launch_ln(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
                       float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream) {
   const unsigned blocks = static_cast<unsigned>((rows + kLnRows - 1) / kLnRows);
-  layernorm_fp8_kernel<V><<<blocks, 32 * kLnRows, 0, stream>>>(x, add, w, b, rows, hidden, eps, q, scales, ext);
+  if (ln_staged() && ext.n > 0)
+    layernorm_fp8_kernel<V, true><<<blocks, 32 * kLnRows, 0, stream>>>(x, add, w, b, rows, hidden, eps, q, scales, ext);
+  else
+    layernorm_fp8_kernel<V, false><<<blocks, 32 * kLnRows, 0, stream>>>(x, add, w, b, rows, hidden, eps, q, scales, ext);
   return cudaGetLastError();
 }
 
@@ -223,7 +253,9 @@ __global__ void fp8_gemm_naive_kernel(const uint8_t* __restrict__ x, int64_t ldx
 cudaError_t layernorm_fp8(const float* x, const float* add, const float* w, const float* b, int64_t rows, int hidden,
                           float eps, uint8_t* q, float* scales, const Fp8Ext& ext, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden || 2 * ext.n > ext.cols) return cudaErrorInvalidValue;
+  if (hidden % 4 != 0 || hidden > kMaxLayerNormHidden || 2 * ext.n > ext.cols || ext.cols > kMaxExtCols ||
+      ext.cols % 4 != 0)
+    return cudaErrorInvalidValue;
   const int need = (hidden + 127) / 128;
 #define VN_LN8_CASE(V) \
   if (need <= V) return launch_ln<V>(x, add, w, b, rows, hidden, eps, q, scales, ext, stream);

@@ -7,8 +7,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common/errors.h"
 #include "cuda/common.h"
@@ -183,6 +185,7 @@ vn_status GemmPlan::choose(const GemmContext& ctx, bool separate, bool epi_bias)
     cublasLtMatmulPreferenceDestroy(pref);
     VN_LT_TRY(st, what);
     returned_total += returned;
+    std::vector<Candidate> valid;
     for (int i = 0; i < returned; ++i) {
       if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
       cublasLtMatmulAlgo_t algo = results[i].algo;
@@ -214,23 +217,144 @@ vn_status GemmPlan::choose(const GemmContext& ctx, bool separate, bool epi_bias)
         }
       }
       if (!ok) continue;
-      std::memcpy(algo_, &algo, sizeof algo_);
-      int32_t v = 0;
-      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &v, sizeof v, &written);
-      algo_id_ = v;
-      uint32_t u = 0;
-      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u, sizeof u, &written);
-      tile_id_ = static_cast<int>(u);
-      u = 0;
-      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u, sizeof u, &written);
-      stages_id_ = static_cast<int>(u);
-      waves_ = results[i].wavesCount;
-      chosen_m_ = heur_m;
-      return VN_OK;
+      Candidate c;
+      std::memcpy(c.algo, &algo, sizeof c.algo);
+      c.waves = results[i].wavesCount;
+      valid.push_back(c);
     }
+    if (valid.empty()) continue;
+    // The heuristic's first valid answer, or a faster one that gives the same bits (tune()).
+    const size_t pick = tune(ctx, valid);
+    cublasLtMatmulAlgo_t algo;
+    std::memcpy(&algo, valid[pick].algo, sizeof algo);
+    std::memcpy(algo_, valid[pick].algo, sizeof algo_);
+    size_t written = 0;
+    int32_t v = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &v, sizeof v, &written);
+    algo_id_ = v;
+    uint32_t u = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u, sizeof u, &written);
+    tile_id_ = static_cast<int>(u);
+    u = 0;
+    cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u, sizeof u, &written);
+    stages_id_ = static_cast<int>(u);
+    waves_ = valid[pick].waves;
+    chosen_m_ = heur_m;
+    return VN_OK;
   }
   return fail(VN_ERR_UNSUPPORTED, what + ": no split-K-free algorithm valid for every batch size (" +
                                       std::to_string(returned_total) + " candidates)");
+}
+
+namespace {
+
+// Device buffers of one algorithm trial, freed with the object.
+struct TrialBuffers {
+  void* p[8] = {};
+  int used = 0;
+  bool alloc(void** out, size_t bytes) {
+    if (cudaMalloc(out, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    p[used++] = *out;
+    return true;
+  }
+  ~TrialBuffers() {
+    for (int i = 0; i < used; ++i) cudaFree(p[i]);
+  }
+};
+
+}  // namespace
+
+// Times the valid candidates on pseudo-random operands at m = pin_m + 77 and returns the index of
+// the fastest among those whose output is bit-identical to candidate 0's (the heuristic's). The
+// results therefore never depend on the timing; only the speed does. Large shapes only; on any
+// failure (memory, say) candidate 0. VIRNUC_GEMM_TUNE=0: always candidate 0.
+size_t GemmPlan::tune(const GemmContext& ctx, const std::vector<Candidate>& valid) {
+  tune_note_.clear();
+  static const bool enabled = [] {
+    const char* v = std::getenv("VIRNUC_GEMM_TUNE");
+    return !(v && v[0] == '0');
+  }();
+  const GemmShape& s = shape_;
+  if (!enabled || valid.size() < 2 || separate_ || s.n * s.k < (int64_t{4} << 20)) return 0;
+  const bool fp8 = s.in == GemmIn::kE4M3;
+  if (s.in == GemmIn::kF32) return 0;
+  const int64_t m = ctx.pin_m + 77;
+  const size_t in_bytes = fp8 ? 1 : 2;
+  const size_t out_bytes = s.out == GemmOut::kF16 ? 2 : 4;
+  const size_t y_bytes = static_cast<size_t>(m) * s.n * out_bytes;
+  TrialBuffers buf;
+  void *x = nullptr, *w = nullptr, *bias = nullptr, *y0 = nullptr, *y1 = nullptr, *ws = nullptr, *scales = nullptr,
+       *diff = nullptr;
+  if (!buf.alloc(&x, m * s.k * in_bytes) || !buf.alloc(&w, s.n * s.k * in_bytes) || !buf.alloc(&bias, s.n * 4) ||
+      !buf.alloc(&y0, y_bytes) || !buf.alloc(&y1, y_bytes) || !buf.alloc(&ws, ctx.workspace_bytes) ||
+      !buf.alloc(&scales, std::max(m, s.n) * 4) || !buf.alloc(&diff, sizeof(unsigned long long)))
+    return 0;
+  cudaStream_t stream = nullptr;
+  if (cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  size_t best = 0;
+  std::vector<float> ms(valid.size(), -1.0f);
+  int identical = 0;
+  const int in_kind = fp8 ? 1 : 0;
+  bool ok = fill_test_values(x, m * s.k, in_kind, 1, stream) == cudaSuccess &&
+            fill_test_values(w, s.n * s.k, in_kind, 2, stream) == cudaSuccess &&
+            fill_test_values(bias, s.n, s.out == GemmOut::kF16 ? 0 : 2, 3, stream) == cudaSuccess &&
+            fill_test_values(scales, std::max(m, s.n), 2, 4, stream) == cudaSuccess;
+  Descs d;
+  ok = ok && make_descs(s, false, epi_bias_, m, s.k, s.n, bias, fp8 ? static_cast<float*>(scales) : nullptr,
+                        fp8 ? static_cast<float*>(scales) : nullptr, &d) == CUBLAS_STATUS_SUCCESS;
+  const float alpha = 1.0f, beta = s.out == GemmOut::kF32Accumulate ? 1.0f : 0.0f;
+  auto run_once = [&](size_t i, void* y) {
+    cublasLtMatmulAlgo_t algo;
+    std::memcpy(&algo, valid[i].algo, sizeof algo);
+    return cublasLtMatmul(lt(ctx), d.op, &alpha, w, d.a, x, d.b, &beta, y, d.c, y, d.c, &algo, ws,
+                          ctx.workspace_bytes, stream) == CUBLAS_STATUS_SUCCESS;
+  };
+  // Candidate 0's output once from zero (the accumulating shapes add to y).
+  ok = ok && cudaMemsetAsync(y0, 0, y_bytes, stream) == cudaSuccess && run_once(0, y0);
+  for (size_t i = 0; ok && i < valid.size(); ++i) {
+    if (i > 0) {
+      unsigned long long host_diff = 1;
+      ok = cudaMemsetAsync(y1, 0, y_bytes, stream) == cudaSuccess && run_once(i, y1) &&
+           cudaMemsetAsync(diff, 0, sizeof host_diff, stream) == cudaSuccess &&
+           count_different_words(y0, y1, static_cast<int64_t>(y_bytes / 4), static_cast<unsigned long long*>(diff),
+                                 stream) == cudaSuccess &&
+           cudaMemcpyAsync(&host_diff, diff, sizeof host_diff, cudaMemcpyDeviceToHost, stream) == cudaSuccess &&
+           cudaStreamSynchronize(stream) == cudaSuccess;
+      if (!ok || host_diff != 0) continue;
+    }
+    ++identical;
+    // One warm-up, then the median of three.
+    float t[3] = {};
+    ok = run_once(i, y1);
+    for (int r = 0; ok && r < 3; ++r) {
+      ok = cudaEventRecord(e0, stream) == cudaSuccess && run_once(i, y1) && cudaEventRecord(e1, stream) == cudaSuccess &&
+           cudaEventSynchronize(e1) == cudaSuccess && cudaEventElapsedTime(&t[r], e0, e1) == cudaSuccess;
+    }
+    if (!ok) break;
+    std::sort(t, t + 3);
+    ms[i] = t[1];
+    if (i > 0 && ms[i] < 0.99f * ms[best]) best = i;
+  }
+  cudaStreamSynchronize(stream);
+  cudaGetLastError();
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaStreamDestroy(stream);
+  if (!ok) return 0;
+  char note[160];
+  std::snprintf(note, sizeof note, "; tuned: %d of %zu candidates give the same bits, #%zu %.3f ms vs #0 %.3f ms at m=%lld",
+                identical, valid.size(), best, ms[best], ms[0], static_cast<long long>(m));
+  tune_note_ = note;
+  return best;
 }
 
 vn_status GemmPlan::run(const GemmContext& ctx, const void* x, int64_t ldx, const void* w, const void* bias, void* y,
@@ -279,7 +403,8 @@ std::string GemmPlan::describe() const {
          (shape_.in == GemmIn::kF16 ? "f16" : shape_.in == GemmIn::kE4M3 ? (separate_ ? "e4m3 (own scaling)" : epi_bias_ ? "e4m3 (outer-vector scaling)" : "e4m3 (outer-vector scaling, own bias pass)") : "f32") +
          "->" + out_name(shape_.out) + (shape_.bias ? "+bias" : "") +
          " algo " + std::to_string(algo_id_) + " tile " + std::to_string(tile_id_) + " stages " +
-         std::to_string(stages_id_) + " chosen at m=" + std::to_string(chosen_m_) + " waves " + std::to_string(waves_);
+         std::to_string(stages_id_) + " chosen at m=" + std::to_string(chosen_m_) + " waves " + std::to_string(waves_) +
+         tune_note_;
 }
 
 const GemmPlan* GemmPlans::get(const GemmContext& ctx, const GemmShape& shape) {

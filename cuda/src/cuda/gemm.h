@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "backend.h"
 
@@ -74,12 +75,18 @@ class GemmPlan {
   std::string describe() const;
 
  private:
+  struct Candidate {
+    uint64_t algo[8];  // cublasLtMatmulAlgo_t
+    float waves;
+  };
   vn_status choose(const GemmContext& ctx, bool separate, bool epi_bias);
+  size_t tune(const GemmContext& ctx, const std::vector<Candidate>& valid);
   GemmShape shape_;
   uint64_t algo_[8] = {};  // cublasLtMatmulAlgo_t, kept opaque here
   int tile_id_ = 0, stages_id_ = 0, algo_id_ = 0;
   float waves_ = 0;
   int64_t chosen_m_ = 0;
+  std::string tune_note_;
   bool naive_ = false;     // shape unaligned for cuBLASLt
   bool separate_ = false;  // FP8: unscaled GEMM into scratch, then fp8_dequant_epilogue
   bool epi_bias_ = true;   // the bias in cuBLASLt's epilogue, else add_bias after the GEMM

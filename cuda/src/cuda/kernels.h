@@ -90,6 +90,12 @@ struct Fp8Ext {
 // what the E4M3 rounding left instead (same scale; no extension).
 cudaError_t quantize_weight_rows(const void* src, int src_dtype, int64_t rows, int64_t cols, uint8_t* dst, int64_t ld,
                                  float* scales, const Fp8Ext& ext, bool lo, cudaStream_t stream);
+// Load-time GEMM algorithm trials: n deterministic pseudo-random values (kind 0: fp16 in [-1, 1);
+// 1: finite E4M3 bytes of magnitude < 2; 2: fp32 in [-1, 1)), and the number of 32-bit words in
+// which a and b differ, added to *count (device memory).
+cudaError_t fill_test_values(void* p, int64_t n, int kind, uint32_t seed, cudaStream_t stream);
+cudaError_t count_different_words(const void* a, const void* b, int64_t words, unsigned long long* count,
+                                  cudaStream_t stream);
 // x[r, index[j]] += src[r, j] for j < n, r < rows (the outlier rows' second FP8 GEMM).
 cudaError_t add_to_columns(float* x, int64_t ldx, const float* src, int64_t lds, const int32_t* index, int n,
                            int64_t rows, cudaStream_t stream);
