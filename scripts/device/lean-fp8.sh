@@ -13,6 +13,8 @@
 #   e2e      bench e2e (E2E_READS, E2E_SETS e.g. "0 0,1", E2E_PRECISION)
 #   tune     GEMM algorithm trials change no bit: embeddings' sha256 with VIRNUC_GEMM_TUNE=0 and =1
 #            (fp16, fp8 with outlier channels)
+#   scores   FP8 vs FP16 virus scores and calls of `virnuc predict` (SCORE_READS, default 10000; plain
+#            weights and outlier channels), scripts/device/fp8-scores.ts
 #   lnstaged bench again with VIRNUC_FP8_LN_STAGED=0 (the FP8 LayerNorm extension's byte stores)
 #   carry: [".device/bun.xz", ".device/nm.tar.xz", ".device/tokenizer.json"]
 set -uo pipefail
@@ -69,7 +71,7 @@ if has lnstaged; then
   grep -E "profile|layernorm|^  [a-z_0-9]+ +[0-9.]+ ms" "$OUT/bench-unstaged.txt" | head -40
   sed -n '/==== summary/,$p' "$OUT/bench-unstaged.txt"
 fi
-if has load || has fullsize || has engine || has e2e || has tune; then
+if has load || has fullsize || has engine || has e2e || has tune || has scores; then
   s=$(date +%s)
   bun -e "import {ensureRandomModels} from './bench/engine.ts'; await ensureRandomModels('$W', '$PWD/.device/tokenizer.json')"
   echo "random models: $(( $(date +%s) - s ))s"
@@ -98,6 +100,14 @@ if has tune; then
     done
     if diff <(grep sha256 "$OUT/tune-0.txt") <(grep sha256 "$OUT/tune-1.txt") > /dev/null && grep -q sha256 "$OUT/tune-0.txt"; then
       echo "tune $v: SAME BITS"; else echo "tune $v: FAIL (bits differ or missing)"; fi
+  done
+fi
+if has scores; then
+  for v in "" --outliers; do
+    s=$(date +%s)
+    timeout "${SCORES_TIMEOUT:-200}" bun scripts/device/fp8-scores.ts --reads "${SCORE_READS:-10000}" $TOK $v \
+      --out "$OUT/results/fp8-scores${v}.json" > "$OUT/scores${v}.txt" 2>&1
+    echo "scores${v} exit $? ($(( $(date +%s) - s ))s)"; grep -E "fp8 vs fp16|rror" "$OUT/scores${v}.txt" | tail -3
   done
 fi
 if has fullsize; then
