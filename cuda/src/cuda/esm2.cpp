@@ -95,10 +95,39 @@ class Esm2 : public CudaModel {
            carve_bytes<__half>(T * I) + carve_bytes<float2>(rope_freqs.size() * T * rope_half());
   }
 
+  // Both precisions: the embeddings into the residual stream x, the batch's rotary tables (one
+  // per distinct inv_freq, b.max_len rows each) and the attention parameters every layer shares.
+  vn_status begin_batch(const Exec& ex, const EmbedBatch& b, float* x, float2* rope, __half* qkv_buf, __half* ctx,
+                        AttnParams* ap) const {
+    const int64_t half = rope_half(), table = static_cast<int64_t>(b.max_len) * half;
+    cudaStream_t s = ex.stream;
+    ex.mark("embed");
+    VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
+                "ESM-2 embeddings");
+    for (size_t k = 0; k < rope_freqs.size(); ++k)
+      VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
+                  "rotary table");
+    *ap = batch_attention(cfg, b, ex, qkv_buf, ctx);
+    ap->q_scale = 1.0f / std::sqrt(static_cast<float>(cfg.hidden / cfg.n_heads));
+    return VN_OK;
+  }
+
+  // The final LayerNorm (adding `pending`, FP8's residual biases, where set) and the mean over
+  // residues 1..min(max_pool, p) into b.out.
+  vn_status end_batch(const Exec& ex, const EmbedBatch& b, float* x, const float* pending) const {
+    cudaStream_t s = ex.stream;
+    ex.mark("final");
+    VN_CUDA_TRY(layernorm(x, x, nullptr, ln_final_w, ln_final_b, b.T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
+                          pending),
+                "final LayerNorm");
+    VN_CUDA_TRY(mean_pool(x, cfg.hidden, b.cu, b.n_seqs, 1, 1, cfg.max_pool_positions, b.out, b.bad_row, s),
+                "pooling");
+    return VN_OK;
+  }
+
   vn_status embed(const Exec& ex, const EmbedBatch& b, void* workspace) override {
     if (fp8) return embed_fp8(ex, b, workspace);
     const int64_t T = b.T, H = cfg.hidden, I = cfg.intermediate;
-    const int hd = cfg.hidden / cfg.n_heads;
     Carver carve(workspace, workspace_bytes(T, b.n_seqs));
     float* x = carve.take<float>(T * H);         // residual stream
     __half* h = carve.take<__half>(T * H);       // LayerNorm output, GEMM input
@@ -109,14 +138,8 @@ class Esm2 : public CudaModel {
     float2* rope = carve.take<float2>(rope_freqs.size() * T * half);
     cudaStream_t s = ex.stream;
 
-    ex.mark("embed");
-    VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
-                "ESM-2 embeddings");
-    for (size_t k = 0; k < rope_freqs.size(); ++k)
-      VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
-                  "rotary table");
-    AttnParams ap = batch_attention(cfg, b, ex, qkv_buf, ctx);
-    ap.q_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    AttnParams ap;
+    VN_TRY(begin_batch(ex, b, x, rope, qkv_buf, ctx, &ap));
     const GemmContext& g = *ex.gemm;
     for (size_t l = 0; l < layers.size(); ++l) {
       const EsmLayer& L = layers[l];
@@ -139,16 +162,11 @@ class Esm2 : public CudaModel {
       ex.mark("gemm_fc2");
       VN_TRY(fc2->run(g, ffn, I, L.w_fc2, L.b_fc2, x, H, T, s));
     }
-    ex.mark("final");
-    VN_CUDA_TRY(layernorm(x, x, nullptr, ln_final_w, ln_final_b, T, cfg.hidden, cfg.ln_eps, s), "final LayerNorm");
-    VN_CUDA_TRY(mean_pool(x, cfg.hidden, b.cu, b.n_seqs, 1, 1, cfg.max_pool_positions, b.out, b.bad_row, s),
-                "pooling");
-    return VN_OK;
+    return end_batch(ex, b, x, nullptr);
   }
 
   vn_status embed_fp8(const Exec& ex, const EmbedBatch& b, void* workspace) {
     const int64_t T = b.T, H = cfg.hidden, I = cfg.intermediate;
-    const int hd = cfg.hidden / cfg.n_heads;
     Carver carve(workspace, workspace_bytes(T, b.n_seqs));
     float* x = carve.take<float>(T * H);  // residual stream, without the pending biases
     const int64_t Hx = H + outl.cols;              // row stride of h8: the outlier extension follows
@@ -178,14 +196,8 @@ class Esm2 : public CudaModel {
       return VN_OK;
     };
 
-    ex.mark("embed");
-    VN_CUDA_TRY(esm_embed(x, b.tokens, b.cu, b.n_seqs, word, cfg.hidden, cfg.mask_token_id, cfg.token_dropout, s),
-                "ESM-2 embeddings");
-    for (size_t k = 0; k < rope_freqs.size(); ++k)
-      VN_CUDA_TRY(rotary_table(rope + k * table, rope_freqs[k], static_cast<int>(half), b.max_len, s),
-                  "rotary table");
-    AttnParams ap = batch_attention(cfg, b, ex, qkv_buf, ctx);
-    ap.q_scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    AttnParams ap;
+    VN_TRY(begin_batch(ex, b, x, rope, qkv_buf, ctx, &ap));
     const GemmContext& g = *ex.gemm;
     for (size_t l = 0; l < layers.size(); ++l) {
       const EsmLayer& L = layers[l];
@@ -241,13 +253,7 @@ class Esm2 : public CudaModel {
       }
       else VN_TRY(fc2->run(g, ffn, I, L.w_fc2, nullptr, x, H, T, s));
     }
-    ex.mark("final");
-    VN_CUDA_TRY(layernorm(x, x, nullptr, ln_final_w, ln_final_b, T, cfg.hidden, cfg.ln_eps, s, nullptr, nullptr,
-                          pending_final),
-                "final LayerNorm");
-    VN_CUDA_TRY(mean_pool(x, cfg.hidden, b.cu, b.n_seqs, 1, 1, cfg.max_pool_positions, b.out, b.bad_row, s),
-                "pooling");
-    return VN_OK;
+    return end_batch(ex, b, x, pending_final);
   }
 };
 
