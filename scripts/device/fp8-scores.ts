@@ -4,6 +4,7 @@
  * largest and mean |score difference| and how many calls flip (frames, and windows' Is_Virus).
  *
  *   bun scripts/device/fp8-scores.ts [--reads 20000] [--outliers] [--tokenizer FILE] [--out FILE.json]
+ *                                    [--esm DIR --dnabert DIR --classifier FILE] [--input FASTA]
  */
 import { parseArgs } from "node:util";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -20,14 +21,23 @@ const { values: o } = parseArgs({
     tokenizer: { type: "string" },
     "work-dir": { type: "string", default: join(tmpdir(), "virnuc-bench") },
     out: { type: "string" },
+    esm: { type: "string" },
+    dnabert: { type: "string" },
+    classifier: { type: "string" },
+    input: { type: "string" },
   },
 });
 const work = o["work-dir"]!;
-const models = await ensureRandomModels(work, o.tokenizer, { outliers: o.outliers });
-const cls = join(work, "classifier-3328");
-if (!existsSync(join(cls, "model.pth"))) writeRandomModel("classifier", 1, cls);
+const models =
+  o.esm && o.dnabert ? { esm: o.esm, dna: o.dnabert } : await ensureRandomModels(work, o.tokenizer, { outliers: o.outliers });
+let classifier = o.classifier;
+if (!classifier) {
+  const cls = join(work, "classifier-3328");
+  if (!existsSync(join(cls, "model.pth"))) writeRandomModel("classifier", 1, cls);
+  classifier = join(cls, "model.pth");
+}
 const reads = Number(o.reads);
-const fasta = join(work, `reads_${reads}_150.fa`);
+const fasta = o.input ?? join(work, `reads_${reads}_150.fa`);
 if (!existsSync(fasta)) await writeSyntheticFasta(fasta, reads, 150, 11);
 
 const table = (file: string) =>
@@ -37,7 +47,7 @@ for (const precision of ["fp16", "fp8"]) {
   const dir = join(work, `scores-${precision}`);
   rmSync(dir, { recursive: true, force: true });
   const argv = [process.execPath, "src/cli.ts", "predict", fasta, "-o", dir, "--chunk-size", "300", "--esm", models.esm,
-    "--dnabert", models.dna, "--classifier", join(cls, "model.pth"), "--no-progress", "--no-report", "--precision", precision];
+    "--dnabert", models.dna, "--classifier", classifier, "--no-progress", "--no-report", "--precision", precision];
   const p = Bun.spawnSync(argv, { stdout: "inherit", stderr: "inherit", env: process.env });
   if (p.exitCode !== 0) throw new Error(`predict --precision ${precision} failed (exit ${p.exitCode})`);
   runs[precision] = {
@@ -60,7 +70,7 @@ for (let i = 0; i < a.frames.length; i++) {
 let windowFlips = 0;
 for (let i = 0; i < a.windows.length; i++) if (a.windows[i][1] !== b.windows[i][1]) windowFlips++;
 const summary = {
-  reads, outliers: o.outliers, frames: a.frames.length, windows: a.windows.length,
+  input: fasta, esm: models.esm, classifier, reads: o.input ? null : reads, outliers: o.outliers, frames: a.frames.length, windows: a.windows.length,
   max_abs_score_diff: maxDiff, mean_abs_score_diff: sumDiff / a.frames.length, worst_frame: worst,
   frames_over_0_01: over, frame_call_flips: flips, window_call_flips: windowFlips,
   fp16_virus_frames: a.frames.filter((r) => r[1] === "virus").length,
