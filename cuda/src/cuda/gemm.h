@@ -1,7 +1,9 @@
 // Linear layers through cuBLASLt: y (m, n) = x (m, k) w^T (w: (n, k), row-major) with the bias
 // and the residual add fused into the epilogue. One algorithm is pinned per GEMM shape, chosen
 // once by the heuristic at a fixed large m with split-K 1, and reused for every m: a row's result
-// then does not depend on how many rows share the call (batch invariance).
+// then does not depend on how many rows share the call (batch invariance). Among the heuristic's
+// valid answers the fastest on this device is kept only if its output is bit-identical to the
+// first answer's (GemmPlan::tune), so results never depend on the timing.
 // Only gemm.cpp includes cuBLASLt.
 #pragma once
 
@@ -64,7 +66,7 @@ void gemm_context_destroy(GemmContext* ctx);
 class GemmPlan {
  public:
   // Chooses and pins the algorithm for this shape (heuristic at ctx.pin_m, split-K forced to 1,
-  // checked at a small and a large m).
+  // checked at a small and a large m; the fastest of the candidates with the first one's bits).
   vn_status init(const GemmContext& ctx, const GemmShape& shape);
   // y = x w^T ... for m rows; ldx / ldy are row strides in elements.
   vn_status run(const GemmContext& ctx, const void* x, int64_t ldx, const void* w, const void* bias, void* y,
