@@ -104,6 +104,9 @@ export async function e2eBench(args: string[]) {
       setup_s: run.setupSeconds ?? null,
       assemble_s: run.assembleSeconds ?? null,
       report_and_exit_s: typeof run.wallSeconds === "number" ? wall - run.wallSeconds : null,
+      // the goal's figure: the wall-clock rate (model load and final files included)
+      ratio_wall_to_embedding_only: reads / wall / embedReadsPerS,
+      // the compute phase alone (the key earlier results carry)
       ratio_to_embedding_only: reads / compute / embedReadsPerS,
     });
   }
@@ -115,8 +118,16 @@ export async function e2eBench(args: string[]) {
   writeFileSync(join(o.out!, `e2e-${stamp}.json`), JSON.stringify(result, null, 2) + "\n");
   console.log(
     table(
-      ["gpus", "reads", "wall s", "reads/s", "vs embed-only", "speed-up"],
-      rows.map((r) => [String(r.gpus), String(r.reads), (r.wall_s as number).toFixed(1), (r.reads_per_s as number).toFixed(0), (r.ratio_to_embedding_only as number).toFixed(3), (r.speedup_vs_first as number).toFixed(2)]),
+      ["gpus", "reads", "wall s", "reads/s", "wall vs embed-only", "compute vs embed-only", "speed-up"],
+      rows.map((r) => [
+        String(r.gpus),
+        String(r.reads),
+        (r.wall_s as number).toFixed(1),
+        (r.reads_per_s as number).toFixed(0),
+        (r.ratio_wall_to_embedding_only as number).toFixed(3),
+        (r.ratio_to_embedding_only as number).toFixed(3),
+        (r.speedup_vs_first as number).toFixed(2),
+      ]),
     ),
   );
 }
