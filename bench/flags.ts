@@ -79,6 +79,11 @@ export const BENCH_MODES = {
       "token-budget": { type: "string", value: "n", help: "Tokens per packed batch" },
       precision: { type: "string", default: "fp16", value: "p", help: "fp16 | fp8" },
       "sample-reads": { type: "string", default: "50000", value: "n", help: "Reads of the embedding-only rate measured beside the run" },
+      "cold-hash": {
+        type: "boolean",
+        default: false,
+        help: "Time the first run's sha256 of model files outside the Hugging Face cache too (once per checkpoint; by default they are hashed before timing, as every later run finds them)",
+      },
       ...common("bench/results"),
     },
   },
