@@ -58,6 +58,10 @@ predictOptions(cli.command("predict <...inputs>", "Identify viral reads (VirNucP
   .usage(`predict <...inputs> -o DIR [options]\n\n  ${INPUTS}`)
   .option("--classifier <file>", "VirNucPro classifier .pth (default: 300_model.pth / 500_model.pth by chunk size)")
   .option("--no-report", "Do not write DIR/report.html")
+  .option(
+    "--recheck-margin <m>",
+    "With --precision fp8: frames whose virus score is within m of 0.5, and every frame of a window whose largest virus and others scores are within 2m, are embedded again in fp16 and classified again: calls then match fp16's wherever fp8 moved no score by m (default 0: off)",
+  )
   .action(async (inputs: string[], opts) => {
     needOutput("predict", opts);
     await (await import("./run/command.ts")).predictCommand(inputs, opts, "predict");

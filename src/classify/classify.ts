@@ -34,15 +34,30 @@ export class PartClassifier {
 
   submit(e: EncodedPart): { result(): ClassifiedPart } {
     const p = e.prepared;
-    const n = p.frameIds.length;
     if (!this.spec) return { result: () => ({ encoded: e, calls: null }) };
-    const dD = e.dnabertDim;
-    const dE = e.esmDim;
-    for (const [name, x, d] of [["DNABERT-S", e.dnabert, dD], ["ESM-2", e.esm, dE]] as const) {
-      const bad = firstNonFinite(x);
+    const pending = this.score(e.dnabert, e.esm, e.dnabertDim, e.esmDim, p.frameIds.length, (i) => p.frameIds[i]);
+    return {
+      result: (): ClassifiedPart => {
+        const frames = frameCalls(pending.wait());
+        const windows = windowCalls(p.windowIds.length, p.frameWindow, frames);
+        const sequences = sequenceCalls(p.records.ids.length, p.windowRecord, windows);
+        return { encoded: e, calls: { frames, windows, sequences } };
+      },
+    };
+  }
+
+  /**
+   * The classifier's probabilities (n x 2: P(others), P(virus)) of n frames' features, row i being
+   * DNABERT-S row i then ESM-2 row i; submitted now, `wait()` returns them. Errors name the frame
+   * (`frameName`) and the model file.
+   */
+  score(dnabert: Float32Array, esm: Float32Array, dD: number, dE: number, n: number, frameName: (i: number) => string): { wait(): Float32Array } {
+    if (!this.spec) throw new Error("PartClassifier.score without a classifier");
+    for (const [name, x, d] of [["DNABERT-S", dnabert, dD], ["ESM-2", esm, dE]] as const) {
+      const bad = firstNonFinite(x.subarray(0, n * d));
       if (bad >= 0) {
         const src = name === "DNABERT-S" ? this.spec.encoderSources.dnabert : this.spec.encoderSources.esm;
-        throw new UserError(`${name} (${src}) produced NaN/Inf for frame ${p.frameIds[Math.floor(bad / d)]}: check the model weights`);
+        throw new UserError(`${name} (${src}) produced NaN/Inf for frame ${frameName(Math.floor(bad / d))}: check the model weights`);
       }
     }
     const cls = this.spec.handle;
@@ -56,8 +71,8 @@ export class PartClassifier {
       const out = this.engine.alloc(n * cls.nClasses * 4);
       const fv = feat.f32();
       for (let i = 0; i < n; i++) {
-        fv.set(e.dnabert.subarray(i * dD, (i + 1) * dD), i * F);
-        fv.set(e.esm.subarray(i * dE, (i + 1) * dE), i * F + dD);
+        fv.set(dnabert.subarray(i * dD, (i + 1) * dD), i * F);
+        fv.set(esm.subarray(i * dE, (i + 1) * dE), i * F + dD);
       }
       try {
         pending = { feat, out, ticket: cls.submitClassify(feat, n, out), k: cls.nClasses };
@@ -69,28 +84,24 @@ export class PartClassifier {
     }
     const source = this.spec.source;
     return {
-      result: (): ClassifiedPart => {
-        let probs = new Float32Array(0);
-        if (pending) {
-          try {
-            pending.ticket.wait();
-            probs = new Float32Array(pending.out.f32().subarray(0, n * pending.k));
-          } catch (err) {
-            if (err instanceof NonFiniteError)
-              throw new UserError(`classifier (${source}) produced NaN/Inf scores for frame ${p.frameIds[Math.max(0, err.row)]}: check the classifier weights`);
-            throw err;
-          } finally {
-            pending.feat.free();
-            pending.out.free();
-          }
-          const bad = firstNonFinite(probs);
-          if (bad >= 0)
-            throw new UserError(`classifier (${source}) produced NaN/Inf scores for frame ${p.frameIds[Math.floor(bad / pending.k)]}: check the classifier weights`);
+      wait: (): Float32Array => {
+        if (!pending) return new Float32Array(0);
+        let probs: Float32Array;
+        try {
+          pending.ticket.wait();
+          probs = new Float32Array(pending.out.f32().subarray(0, n * pending.k));
+        } catch (err) {
+          if (err instanceof NonFiniteError)
+            throw new UserError(`classifier (${source}) produced NaN/Inf scores for frame ${frameName(Math.max(0, err.row))}: check the classifier weights`);
+          throw err;
+        } finally {
+          pending.feat.free();
+          pending.out.free();
         }
-        const frames = frameCalls(probs);
-        const windows = windowCalls(p.windowIds.length, p.frameWindow, frames);
-        const sequences = sequenceCalls(p.records.ids.length, p.windowRecord, windows);
-        return { encoded: e, calls: { frames, windows, sequences } };
+        const bad = firstNonFinite(probs);
+        if (bad >= 0)
+          throw new UserError(`classifier (${source}) produced NaN/Inf scores for frame ${frameName(Math.floor(bad / pending.k))}: check the classifier weights`);
+        return probs;
       },
     };
   }

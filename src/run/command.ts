@@ -68,7 +68,7 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
   const tLoad = performance.now();
   if (plan.slots.length === 0) {
     progress.stage(`loading the models (${plan.device.backend})...`);
-    models = loadModels(resolved, plan.device, plan.precision, { threads: plan.threads });
+    models = loadModels(resolved, plan.device, plan.precision, { threads: plan.threads, recheck: (plan.recheckMargin ?? 0) > 0 });
     description = models.description;
     loadTimings = models.timings;
   } else {
@@ -89,6 +89,7 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
       chunkSize: plan.chunkSize,
       windowReads: plan.windowReads,
       precision: plan.precision,
+      ...(plan.recheckMargin ? { recheckMargin: plan.recheckMargin } : {}),
       saveEmbeddings: plan.keepEmbeddings,
       embeddingsDtype: plan.embeddingsDtype,
       embeddingsFormat: plan.embeddingsFormat,
@@ -140,6 +141,7 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
           keepEmbeddings: plan.keepEmbeddings,
           embeddingsDtype: plan.embeddingsDtype,
           tokenBudget: plan.tokenBudget,
+          recheckMargin: plan.recheckMargin,
         },
         resolved: { esm: resolved.esm, dnabert: resolved.dnabert, tokenizer: resolved.tokenizer, classifier: resolved.classifier },
         device: plan.device.backend,
@@ -168,6 +170,7 @@ async function run(plan: RunPlan, heads: Map<string, StreamHead>, control: StopC
       command,
       device: description || plan.device.backend,
       precision: state.precision,
+      ...(plan.recheckMargin ? { recheckMargin: plan.recheckMargin } : {}),
       chunkSize: plan.chunkSize,
       windowReads: plan.windowReads,
       models: resolved,
@@ -244,5 +247,8 @@ export function summarize(t: PartTelemetry[], computeSeconds: number) {
     hostPrepareSeconds: sum((x) => x.host_prepare_s),
     deviceWaitForHostSeconds: sum((x) => x.device_wait_for_host_s),
     hostWaitForDeviceSeconds: sum((x) => x.host_wait_for_device_s),
+    // --recheck-margin: frames redone in fp16, and the seconds that took
+    recheckFrames: sum((x) => x.recheck_frames ?? 0),
+    recheckSeconds: sum((x) => x.recheck_s ?? 0),
   };
 }

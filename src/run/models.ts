@@ -81,6 +81,8 @@ export interface LoadedModels {
   device: DeviceChoice;
   description: string;
   esm: EncoderHandle;
+  /** --recheck-margin: ESM-2 again in fp16 for the frames fp8 left near the boundary */
+  esmRecheck?: EncoderHandle;
   dnabert: EncoderHandle;
   classifier?: ClassifierHandle;
   tokenizers: Tokenizers;
@@ -105,7 +107,7 @@ export function loadModels(
   resolved: ResolvedModels,
   device: DeviceChoice,
   precision: "fp32" | "fp16" | "fp8",
-  opts: { threads?: number } = {},
+  opts: { threads?: number; recheck?: boolean } = {},
 ): LoadedModels {
   const prec = device.backend === "cpu" ? "fp32" : precision;
   if (device.backend === "cpu" && precision !== "fp32" && precision !== "fp16")
@@ -139,6 +141,9 @@ export function loadModels(
     // fp8 applies to ESM-2 (95% of the work); DNABERT-S stays fp16.
     const dnabert = engine.loadEncoder(dnaModel.config, dnaModel.tensors, prec === "fp8" ? "fp16" : prec);
     const classifier = clsModel ? engine.loadClassifier(clsModel.config, clsModel.tensors) : undefined;
+    // Tests of the CPU backend give another ESM-2 (same width) for the recheck: VIRNUC_TEST_RECHECK_ESM.
+    const recheckModel = opts.recheck ? (process.env.VIRNUC_TEST_RECHECK_ESM ? loadEsm(process.env.VIRNUC_TEST_RECHECK_ESM) : esmModel) : undefined;
+    const esmRecheck = recheckModel ? engine.loadEncoder(recheckModel.config, recheckModel.tensors, prec === "fp8" ? "fp16" : prec) : undefined;
     const tDone = performance.now();
     return {
       timings: {
@@ -150,6 +155,7 @@ export function loadModels(
       device,
       description: engine.describe(),
       esm,
+      esmRecheck,
       dnabert,
       classifier,
       tokenizers: { esm: EsmTokenizer.default(), dnabert: dnabertTok },
@@ -158,6 +164,7 @@ export function loadModels(
       dnabertConfig: { hidden: dnaModel.config.hidden, nLayers: dnaModel.config.nLayers },
       close() {
         classifier?.close();
+        esmRecheck?.close();
         dnabert.close();
         esm.close();
         engine.close();

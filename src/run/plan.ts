@@ -23,6 +23,8 @@ export interface PredictOptions {
   gpus?: string | number;
   workers?: string | number;
   precision?: string;
+  /** predict --precision fp8: redo frames near the decision boundary in fp16 (classify/recheck.ts) */
+  recheckMargin?: string | number;
   tokenBudget?: string | number;
   windowReads?: string | number;
   shard?: string;
@@ -49,6 +51,8 @@ export interface PartPlan {
   embeddingsDtype: EmbeddingDtype;
   /** tokens per packed batch; undefined: the engine suggests one per model */
   tokenBudget?: number;
+  /** > 0: frames whose fp8 call could differ from fp16's are redone in fp16 (classify/recheck.ts) */
+  recheckMargin?: number;
 }
 
 /** One worker subprocess: a GPU (CUDA_VISIBLE_DEVICES) or a CPU worker. */
@@ -103,6 +107,21 @@ export function intOption(v: unknown, flag: string, [lo, hi]: readonly [number, 
   return n;
 }
 
+/**
+ * --recheck-margin M: 0 (off) to 0.5, with --precision fp8 only (predict). Tests of the CPU
+ * backend set VIRNUC_TEST_RECHECK_ESM (another ESM-2 for the recheck) to run it without fp8.
+ */
+export function parseRecheckMargin(v: string | number | undefined, command: "predict" | "embed", precision: string): number {
+  if (v === undefined) return 0;
+  const s = String(v).trim();
+  const m = /^(\d+(\.\d*)?|\.\d+)$/.test(s) ? Number(s) : NaN;
+  if (!(m >= 0 && m <= 0.5)) throw usage(`--recheck-margin ${String(v)}: expected a number from 0 to 0.5 (a score distance from 0.5)`);
+  if (m > 0 && command !== "predict") throw usage("--recheck-margin is for predict (embed makes no calls)");
+  if (m > 0 && precision !== "fp8" && !process.env.VIRNUC_TEST_RECHECK_ESM)
+    throw usage("--recheck-margin redoes fp8's near-boundary frames in fp16: it needs --precision fp8");
+  return m;
+}
+
 export function parseShard(s: string | undefined): { index: number; count: number } | undefined {
   if (s === undefined) return undefined;
   const m = /^(\d+)\/(\d+)$/.exec(String(s));
@@ -151,6 +170,7 @@ export function planRun(
   let threads = opts.threads !== undefined ? intOption(opts.threads, "--threads", LIMITS.threads) : undefined;
   const workers = opts.workers !== undefined ? intOption(opts.workers, "--workers", LIMITS.workers) : 1;
 
+  const recheckMargin = parseRecheckMargin(opts.recheckMargin, command, precision);
   const device = chooseDevice(String(opts.device ?? "auto"));
   if (device.backend === "cpu" && precision === "fp8") throw usage("--precision fp8 needs the CUDA backend");
   if (opts.gpus !== undefined && device.backend !== "cuda") throw usage("--gpus needs the CUDA backend (--device auto|cuda)");
@@ -192,6 +212,7 @@ export function planRun(
     embeddingsFormat: embeddings.format,
     embeddingsWarning: embeddings.warning,
     tokenBudget,
+    recheckMargin,
     shard,
     classify,
     keepEmbeddings: command === "embed" || !!opts.saveEmbeddings,

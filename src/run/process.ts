@@ -10,6 +10,7 @@
  */
 import type { PartInput, PreparedPart } from "./chain.ts";
 import { preparePart, PartEncoder, PartClassifier, partTables } from "./chain.ts";
+import { BoundaryRecheck } from "../classify/recheck.ts";
 import type { EncodingPart } from "../engine/encode.ts";
 import { CancelledError } from "../engine/engine.ts";
 import type { LoadedModels } from "./models.ts";
@@ -37,6 +38,9 @@ export interface PartTelemetry {
   device_wait_for_host_s: number;
   tokens_per_s: number;
   device_free_bytes: number;
+  /** --recheck-margin: frames embedded again in fp16, and the seconds that took */
+  recheck_frames?: number;
+  recheck_s?: number;
 }
 
 /** Where finished parts and warnings go: the progress display, or the parent of a worker. */
@@ -74,6 +78,20 @@ export async function processParts(
       ? { handle: models.classifier, source: r.classifier ?? "classifier", encoderSources: { esm: r.esm, dnabert: r.dnabert } }
       : null,
   );
+  const recheck =
+    (plan.recheckMargin ?? 0) > 0 && plan.classify && models.esmRecheck
+      ? new BoundaryRecheck(
+          models.engine,
+          {
+            handle: models.esmRecheck,
+            budget: plan.tokenBudget ?? models.esmRecheck.suggestTokenBudget(),
+            source: r.esm,
+            margin: plan.recheckMargin ?? 0,
+          },
+          classifier,
+          sink.warn,
+        )
+      : null;
   stop?.onStop(() => models.engine.cancel());
   const check = () => {
     if (stop?.signal) throw new RunStopped(stop.signal, plan.dir);
@@ -101,8 +119,15 @@ export async function processParts(
       const idleStart = performance.now();
       const nextInflight = following ? await encoder.submit(following) : null;
       const idleAfter = (performance.now() - idleStart) / 1000;
-      const classified = pending.result();
+      let classified = pending.result();
       check();
+      let rechecked = { frames: 0, seconds: 0 };
+      if (recheck) {
+        const r = recheck.apply(classified);
+        classified = r.part;
+        rechecked = r;
+        check();
+      }
       const p = encoded.prepared;
       const s = encoded.stats;
       if (p.longProteins > 0 && !warnedLong) {
@@ -135,6 +160,7 @@ export async function processParts(
         device_wait_for_host_s: idleBefore,
         tokens_per_s: s.deviceSeconds > 0 ? tokens / s.deviceSeconds : 0,
         device_free_bytes: free,
+        ...(recheck ? { recheck_frames: rechecked.frames, recheck_s: rechecked.seconds } : {}),
       };
       // The device waited for the host if collect found it already idle: then the whole gap
       // since the previous submit counts; otherwise only the concat + submit time does.
@@ -150,6 +176,7 @@ export async function processParts(
     if (err instanceof CancelledError && stop?.signal) throw new RunStopped(stop.signal, plan.dir);
     throw err;
   } finally {
+    recheck?.close();
     encoder.close();
   }
 }

@@ -26,6 +26,8 @@ export interface RunState {
   chunkSize: number;
   windowReads: number;
   precision: string;
+  /** --recheck-margin (absent: 0, off) */
+  recheckMargin?: number;
   saveEmbeddings: boolean;
   embeddingsDtype: string;
   /** embeddings.arrow or embeddings.parquet (absent: arrow) */
@@ -224,6 +226,8 @@ function stateMismatch(a: RunState, b: RunState): string | null {
   if (a.chunkSize !== b.chunkSize) return `--chunk-size changed (${a.chunkSize} -> ${b.chunkSize})`;
   if (a.windowReads !== b.windowReads) return `--window-reads changed (${a.windowReads} -> ${b.windowReads})`;
   if (a.precision !== b.precision) return `--precision changed (${a.precision} -> ${b.precision})`;
+  if ((a.recheckMargin ?? 0) !== (b.recheckMargin ?? 0))
+    return `--recheck-margin changed (${a.recheckMargin ?? 0} -> ${b.recheckMargin ?? 0})`;
   if (a.saveEmbeddings !== b.saveEmbeddings || a.embeddingsDtype !== b.embeddingsDtype)
     return "the embeddings options changed";
   const ai = a.inputs.map((x) => `${x.path}:${x.bytes}`).join(",");

@@ -92,7 +92,7 @@ export async function workerMain(): Promise<void> {
       { ...init.resolved, files: { esm: [], dnabert: [], classifier: [] } },
       { backend: init.device, device: 0 },
       init.precision,
-      { threads: init.threads },
+      { threads: init.threads, recheck: (init.plan.recheckMargin ?? 0) > 0 },
     );
     send({ type: "ready", description: models.description });
     const parts: AsyncIterable<PartInput> = {
