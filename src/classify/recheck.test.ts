@@ -12,6 +12,8 @@ import { frameCalls, sequenceCalls, windowCalls } from "./calls.ts";
 import { loadModels, resolveModels, type LoadedModels } from "../run/models.ts";
 import { preparePart, type ClassifiedPart, type EncodedPart } from "../run/chain.ts";
 import { writeRandomModel } from "../models/random.ts";
+import { parseFileMetadata } from "../output/filemeta.ts";
+import { tableFromIPC } from "apache-arrow";
 import { syntheticReads } from "../../bench/workload.ts";
 import { modelArgs, removeTempDirs, runCli, syntheticFasta, tempDir, tinyModels } from "../../test/helpers.ts";
 
@@ -181,11 +183,23 @@ describe("virnuc predict --recheck-margin", () => {
     syntheticFasta(fa, 60, 300, 5);
     const env = { VIRNUC_TEST_RECHECK_ESM: altEsm };
     const args = (o: string, extra: string[] = []) => ["predict", fa, "-o", join(d, o), "--no-report", "--window-reads", "20", ...extra, ...modelArgs()];
-    const r = runCli(args("rechecked", ["--recheck-margin", "0.5"]), { env });
+    const r = runCli(args("rechecked", ["--recheck-margin", "0.5", "--save-embeddings"]), { env });
     expect(r.code).toBe(0);
     const m = tinyModels();
-    const plainB = runCli(["predict", fa, "-o", join(d, "b"), "--no-report", "--window-reads", "20", ...modelArgs({ ...m, esm: altEsm })]);
+    const plainB = runCli(["predict", fa, "-o", join(d, "b"), "--no-report", "--window-reads", "20", "--save-embeddings", ...modelArgs({ ...m, esm: altEsm })]);
     expect(plainB.code).toBe(0);
+    // the redone frames carry the recheck model's embeddings; the files say the margin
+    const emb = (o: string) => tableFromIPC(readFileSync(join(d, o, "embeddings.arrow")));
+    const [er, eb] = [emb("rechecked"), emb("b")];
+    expect(er.numRows).toBeGreaterThan(0);
+    const esmBytes = (t: ReturnType<typeof emb>) => {
+      const col = t.getChild("esm")!;
+      return Buffer.concat(Array.from({ length: t.numRows }, (_, i) => Buffer.from(Float32Array.from(col.get(i)!).buffer)));
+    };
+    expect(esmBytes(er).equals(esmBytes(eb))).toBe(true);
+    expect(er.getChild("frame_id")!.toArray()).toEqual(eb.getChild("frame_id")!.toArray());
+    expect(parseFileMetadata(er.schema.metadata)!.recheck_margin).toBe(0.5);
+    expect(parseFileMetadata(eb.schema.metadata)!.recheck_margin).toBeUndefined();
     // and in worker subprocesses (each loads the recheck model itself)
     const w = runCli(args("workers", ["--recheck-margin", "0.5", "--workers", "2"]), { env });
     expect(w.code).toBe(0);

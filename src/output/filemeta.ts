@@ -35,6 +35,8 @@ export interface FileMetaInput {
   precision: string;
   /** by role (esm, dnabert, classifier): the files that were loaded */
   models: Record<string, readonly ModelFileRef[]>;
+  /** predict --recheck-margin (0 or absent: off, and not written) */
+  recheckMargin?: number;
   /** defaults to this virnuc's version */
   version?: string;
 }
@@ -43,6 +45,8 @@ export interface FileMeta {
   version: string;
   chunk_size: number;
   precision: string;
+  /** present only when fp8's near-boundary frames were redone in fp16 (--recheck-margin) */
+  recheck_margin?: number;
   models: Record<string, { name: string; files: { file: string; sha256: string }[] }>;
 }
 
@@ -76,7 +80,13 @@ export function fileMeta(input: FileMetaInput): FileMeta {
       files: files.map((f) => ({ file: basename(f.path), sha256: f.sha256 })),
     };
   }
-  return { version: input.version ?? VIRNUC_VERSION, chunk_size: input.chunkSize, precision: input.precision, models };
+  return {
+    version: input.version ?? VIRNUC_VERSION,
+    chunk_size: input.chunkSize,
+    precision: input.precision,
+    ...(input.recheckMargin ? { recheck_margin: input.recheckMargin } : {}),
+    models,
+  };
 }
 
 /** The key-value metadata of an output file: the single `virnuc` key. */

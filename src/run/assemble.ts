@@ -115,7 +115,7 @@ export async function assembleOutputs(
   }
 
   const state = sources[0].store.readState();
-  const metadata = state ? fileMetadata({ chunkSize: state.chunkSize, precision: state.precision, models: state.models }) : undefined;
+  const metadata = state ? fileMetadata({ chunkSize: state.chunkSize, precision: state.precision, recheckMargin: state.recheckMargin, models: state.models }) : undefined;
   const files: Record<string, { bytes: number; sha256: string; rows: number }> = {};
   const note = (name: string, d: { bytes: number; sha256: string; rows: number }) => (files[name] = { bytes: d.bytes, sha256: d.sha256, rows: d.rows });
   if (opts.classify) {

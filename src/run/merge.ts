@@ -94,6 +94,7 @@ export async function mergeCommand(dirs: string[], opts: { output?: string; repo
         models: ref.state.models,
         chunkSize: ref.state.chunkSize,
         precision: ref.state.precision,
+        ...(ref.state.recheckMargin ? { recheckMargin: ref.state.recheckMargin } : {}),
         wallSeconds: (performance.now() - t0) / 1000,
         // of the merge itself (each shard's run.json has its own, with its libvirnuc and machine)
         ...collectProvenance({ inputs: ref.state.inputs }),
