@@ -209,6 +209,10 @@ describe("virnuc predict --recheck-margin", () => {
     expect(run.recheckMargin).toBe(0.5);
     expect(run.summary.recheckFrames).toBe(run.summary.frames);
     expect(run.summary.frames).toBeGreaterThan(0);
+    // the report says it
+    expect(runCli(["report", join(d, "rechecked")]).code).toBe(0);
+    const html = readFileSync(join(d, "rechecked", "report.html"), "utf8");
+    expect(html).toContain(`redone in fp16: ${run.summary.frames.toLocaleString("en-US")} of ${run.summary.frames.toLocaleString("en-US")} frames`);
     // another margin on resume: refused, nothing removed
     const again = runCli(args("rechecked", ["--recheck-margin", "0.2", "--resume"]), { env });
     expect(again.code).not.toBe(0);

@@ -168,6 +168,13 @@ function runTable(d: RunData): string {
   if (counts.finishedAt) rows.push(row("finished", esc(counts.finishedAt)));
   rows.push(row("device", esc(run.device ?? "—")));
   rows.push(row("precision", esc(run.precision ?? "—")));
+  if (num(run.recheckMargin))
+    rows.push(
+      row(
+        "fp16 recheck",
+        `near-boundary frames (--recheck-margin ${esc(String(run.recheckMargin))}) redone in fp16: ${fmtNum(s.recheckFrames ?? 0)} of ${fmtNum(s.frames)} frames, ${fmtSeconds(s.recheckSeconds)}`,
+      ),
+    );
   if (run.chunkSize !== undefined) rows.push(row("chunk size", `${fmtNum(run.chunkSize)} bp`));
   if (run.windowReads !== undefined) rows.push(row("records per part", fmtNum(run.windowReads)));
   rows.push(row("wall time", fmtSeconds(run.wallSeconds)));
