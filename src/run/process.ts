@@ -8,7 +8,7 @@
  * A stop request (signal) cancels the engine: the loop ends at the next batch with RunStopped,
  * finished parts stay, the part in flight is dropped.
  */
-import type { PartInput, PreparedPart } from "./chain.ts";
+import type { ClassifiedPart, PartInput, PreparedPart } from "./chain.ts";
 import { preparePart, PartEncoder, PartClassifier, partTables } from "./chain.ts";
 import { BoundaryRecheck } from "../classify/recheck.ts";
 import type { EncodingPart } from "../engine/encode.ts";
@@ -116,18 +116,18 @@ export async function processParts(
       const following = await nextPrepared();
       const encoded = encoder.collect(inflight);
       const pending = classifier.submit(encoded);
+      // --recheck-margin: the part's near-boundary frames are redone before the next part is queued
+      // (behind it they would wait for the whole part, and the device would then idle).
+      let rechecked: { part: ClassifiedPart | null; frames: number; seconds: number } = { part: null, frames: 0, seconds: 0 };
+      if (recheck) {
+        rechecked = recheck.apply(pending.result());
+        check();
+      }
       const idleStart = performance.now();
       const nextInflight = following ? await encoder.submit(following) : null;
       const idleAfter = (performance.now() - idleStart) / 1000;
-      let classified = pending.result();
+      const classified = rechecked.part ?? pending.result();
       check();
-      let rechecked = { frames: 0, seconds: 0 };
-      if (recheck) {
-        const r = recheck.apply(classified);
-        classified = r.part;
-        rechecked = r;
-        check();
-      }
       const p = encoded.prepared;
       const s = encoded.stats;
       if (p.longProteins > 0 && !warnedLong) {
