@@ -72,21 +72,19 @@ const flipsAgainstFp16 = (x: { frames: string[][]; windows: string[][] }) => ({
 const a = runs.fp16, b = runs.fp8;
 if (a.frames.length !== b.frames.length || a.windows.length !== b.windows.length)
   throw new Error("fp16 and fp8 runs kept different frames or windows");
-let maxDiff = 0, sumDiff = 0, over = 0, flips = 0, worst = "";
+let maxDiff = 0, sumDiff = 0, over = 0, worst = "";
 for (let i = 0; i < a.frames.length; i++) {
   if (a.frames[i][0] !== b.frames[i][0]) throw new Error(`row ${i}: ${a.frames[i][0]} vs ${b.frames[i][0]}`);
   const d = Math.abs(Number(a.frames[i][3]) - Number(b.frames[i][3]));
   sumDiff += d;
   if (d > 0.01) over++;
   if (d > maxDiff) [maxDiff, worst] = [d, a.frames[i][0]];
-  if (a.frames[i][1] !== b.frames[i][1]) flips++;
 }
-let windowFlips = 0;
-for (let i = 0; i < a.windows.length; i++) if (a.windows[i][1] !== b.windows[i][1]) windowFlips++;
+const fp8Flips = flipsAgainstFp16(b);
 const summary = {
   input: fasta, esm: models.esm, classifier, reads: o.input ? null : reads, outliers: o.outliers, frames: a.frames.length, windows: a.windows.length,
   max_abs_score_diff: maxDiff, mean_abs_score_diff: sumDiff / a.frames.length, worst_frame: worst,
-  frames_over_0_01: over, frame_call_flips: flips, window_call_flips: windowFlips,
+  frames_over_0_01: over, frame_call_flips: fp8Flips.frames, window_call_flips: fp8Flips.windows,
   fp16_virus_frames: a.frames.filter((r) => r[1] === "virus").length,
   wall_s: { fp16: runs.fp16.run.wallSeconds, fp8: runs.fp8.run.wallSeconds, fp8_recheck: runs["fp8-recheck"]?.run.wallSeconds ?? null },
   recheck: runs["fp8-recheck"]

@@ -58,10 +58,10 @@ export class BoundaryRecheck {
     const p = e.prepared;
     const redo = framesNearTheBoundary(c.calls, p.frameWindow, this.spec.margin);
     if (redo.length === 0) return { part: c, frames: 0, seconds: 0 };
-    const esm = this.runner.submit(redo.map((i) => p.esmTokens[i]), (j) => p.frameIds[redo[j]]).finish();
     const dD = e.dnabertDim;
     const dE = e.esmDim;
     if (this.runner.dim !== dE) throw new Error(`recheck ESM-2 gives ${this.runner.dim} values per frame, the run's ${dE}`);
+    const esm = this.runner.submit(redo.map((i) => p.esmTokens[i]), (j) => p.frameIds[redo[j]]).finish();
     const dna = new Float32Array(redo.length * dD);
     redo.forEach((i, j) => dna.set(e.dnabert.subarray(i * dD, (i + 1) * dD), j * dD));
     const probs = this.classifier.score(dna, esm, dD, dE, redo.length, (j) => p.frameIds[redo[j]]).wait();

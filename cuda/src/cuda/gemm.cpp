@@ -278,9 +278,8 @@ size_t GemmPlan::tune(const GemmContext& ctx, const std::vector<Candidate>& vali
     return !(v && v[0] == '0');
   }();
   const GemmShape& s = shape_;
-  if (!enabled || valid.size() < 2 || separate_ || s.n * s.k < (int64_t{4} << 20)) return 0;
+  if (!enabled || valid.size() < 2 || separate_ || s.in == GemmIn::kF32 || s.n * s.k < (int64_t{4} << 20)) return 0;
   const bool fp8 = s.in == GemmIn::kE4M3;
-  if (s.in == GemmIn::kF32) return 0;
   const int64_t m = ctx.pin_m + 77;
   const size_t in_bytes = fp8 ? 1 : 2;
   const size_t out_bytes = s.out == GemmOut::kF16 ? 2 : 4;
